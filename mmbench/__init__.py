@@ -1,0 +1,13 @@
+"""mmbench: a benchmark suite for multilingual word and sentence embeddings learned from image-text data."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .hookspecs import hookimpl
+from .models import Capability, Incompatible, Model, NoConfig, RunContext
+
+try:
+    __version__ = version("mmbench")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["Capability", "Incompatible", "Model", "NoConfig", "RunContext", "hookimpl", "__version__"]

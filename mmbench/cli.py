@@ -1,0 +1,324 @@
+"""The ``mmbench`` command line (Typer + rich). User errors are one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import CardError, MMBenchError
+from .plugins import get_registry
+
+app = typer.Typer(
+    name="mmbench",
+    help="Benchmark multilingual word and sentence embeddings learned from image-text data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Benchmark data: what is known, where it is, checksums.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+_state = {"debug": bool(os.environ.get("MMBENCH_DEBUG"))}
+
+ModelOpt = Annotated[list[str], typer.Option("--model", "-m", help="Model name, variant or NAME:ARG (e.g. vectors:PATH); repeatable.")]
+TaskOpt = Annotated[Optional[list[str]], typer.Option("--task", "-t", help="Task card name; repeatable.")]
+SuiteOpt = Annotated[Optional[list[str]], typer.Option("--suite", help="Run every task card in this suite; repeatable.")]
+SeedOpt = Annotated[Optional[list[int]], typer.Option("--seed", help="Seed; repeatable (default 0).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+OutOpt = Annotated[Path, typer.Option("--output-dir", "-o", help="Results directory.")]
+DataOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Benchmark data root (default $MMBENCH_DATA, else the user cache).")]
+TasksDirOpt = Annotated[Optional[list[Path]], typer.Option("--tasks-dir", help="Extra directory of task cards; repeatable.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Model config override key=value; repeatable.")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file of model config values.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Recompute records that already exist.")]
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False) -> None:
+    if debug:
+        _state["debug"] = True
+
+
+# -- listing --------------------------------------------------------------------------------------
+@app.command("list")
+def list_things(
+    what: Annotated[str, typer.Argument(help="models, tasks or kinds")] = "all",
+    tasks_dir: TasksDirOpt = None,
+) -> None:
+    """List registered models, task cards and task kinds."""
+    from .cards import discover_cards
+
+    if what not in ("all", "models", "tasks", "kinds"):
+        raise MMBenchError(f"cannot list {what!r}: use models, tasks or kinds")
+    registry = get_registry()
+    if what in ("all", "models"):
+        table = Table(title="Models")
+        for column in ("name", "capabilities", "plugin", "description"):
+            table.add_column(column)
+        for name, entry in sorted(registry.models.items()):
+            label = f"{name}:{entry.cls.argument}" if entry.cls.argument else name
+            caps = ", ".join(sorted(str(c) for c in entry.capabilities))
+            table.add_row(escape(label), caps, escape(entry.plugin), escape(entry.description))
+        out.print(table)
+    if what in ("all", "tasks"):
+        cards, errors = discover_cards(tasks_dir or [])
+        table = Table(title="Tasks")
+        for column in ("name", "kind", "suites", "subsets", "main score", "protocol", "license"):
+            table.add_column(column)
+        for name, card in sorted(cards.items()):
+            table.add_row(escape(name), card.kind, ", ".join(card.suites), str(len(card.subsets)),
+                          card.main_score, escape(card.protocol), escape(card.license))
+        out.print(table)
+        for line in errors:
+            err.print(f"[yellow]invalid card skipped:[/] {escape(line)}")
+    if what in ("all", "kinds"):
+        table = Table(title="Task kinds")
+        for column in ("kind", "needs", "scores", "description"):
+            table.add_column(column)
+        for name, kind in sorted(registry.task_kinds.items()):
+            table.add_row(name, ", ".join(sorted(map(str, kind.requires))), ", ".join(kind.scores), kind.description)
+        out.print(table)
+
+
+@app.command("plugins")
+def plugins_command() -> None:
+    """Each plugin: distribution, version, what it registered, and any load error."""
+    registry = get_registry()
+    table = Table(title="Plugins")
+    for column in ("plugin", "distribution", "version", "registered", "error"):
+        table.add_column(column)
+    for info in registry.plugins.values():
+        table.add_row(
+            escape(info.name), escape(info.distribution or "—"), escape(info.version or "—"),
+            escape(", ".join(info.registered) or "—"), f"[red]{escape(info.error)}[/]" if info.error else "",
+        )
+    out.print(table)
+
+
+@app.command("validate")
+def validate_command(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Card files or directories (default: all known cards).")] = None,
+) -> None:
+    """Check task cards: schema, fields, and the kind's own rules."""
+    from .cards import discover_cards, load_card
+    from .runner import validate_against_kind
+
+    registry = get_registry()
+    problems: list[str] = []
+    checked = 0
+    if paths:
+        files = []
+        for path in paths:
+            if path.is_dir():
+                files += sorted(path.glob("*.toml"))
+            elif path.exists():
+                files.append(path)
+            else:
+                problems.append(f"{path}: no such file or directory")
+        for file in files:
+            checked += 1
+            try:
+                validate_against_kind(registry, load_card(file))
+            except CardError as exc:
+                problems.append(str(exc))
+    else:
+        cards, problems = discover_cards()
+        for card in cards.values():
+            checked += 1
+            try:
+                validate_against_kind(registry, card)
+            except CardError as exc:
+                problems.append(str(exc))
+    for line in problems:
+        err.print(f"[red]invalid:[/] {escape(line)}")
+    out.print(f"{checked} card(s) checked, {len(problems)} problem(s)")
+    if problems:
+        raise typer.Exit(1)
+
+
+# -- running --------------------------------------------------------------------------------------
+def _run(models, tasks, suites, seeds, device, output_dir, data_dir, tasks_dir, set_options, config, overwrite,
+         train: bool, checkpoint: Path | None = None) -> None:
+    from .data.root import data_root
+    from .runner import RunOptions, resolve_device, resolve_model, run, select_cards
+
+    registry = get_registry()
+    cards = select_cards(registry, tasks or [], suites or [], tasks_dir or [])
+    resolved = [resolve_model(registry, spec, set_options or [], config) for spec in models]
+    options = RunOptions(
+        results_dir=output_dir, data_dir=data_root(data_dir), seeds=list(dict.fromkeys(seeds or [0])),
+        device=resolve_device(device), overwrite=overwrite, train=train, checkpoint=checkpoint,
+    )
+    total = len(resolved) * len(options.seeds) * sum(len(c.subsets) for c in cards)
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal)
+    with progress:
+        bar = progress.add_task("scoring", total=total)
+
+        def on_event(kind, payload):
+            if kind == "prepare":
+                progress.update(bar, description=f"preparing {payload}")
+            elif kind == "start":
+                progress.update(bar, description=f"{payload.card.name} / {payload.subset.name}")
+            elif kind == "outcome" and payload.subset != "all":  # aggregates are extra, not planned units
+                progress.advance(bar)
+
+        outcomes = run(registry, resolved, cards, options, on_event)
+    _summary(outcomes, output_dir)
+    if any(o.status == "error" for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _fmt(value: float | None, percent: bool = False) -> str:
+    if value is None:
+        return "—"
+    return f"{100 * value:.1f}%" if percent else f"{value:.4g}"
+
+
+def _summary(outcomes, output_dir: Path) -> None:
+    table = Table(title="Results")
+    for column in ("model", "seed", "task", "subset", "status", "main score", "coverage"):
+        table.add_column(column)
+    existing = 0
+    notes: dict[tuple[str, str, str], list[str]] = {}
+    for o in outcomes:
+        if o.status == "exists":
+            existing += 1
+            continue
+        style = {"done": "green", "skipped": "yellow", "error": "red"}.get(o.status, "")
+        score = f"{o.main_score_name}={_fmt(o.main_score)}" if o.main_score is not None else "—"
+        table.add_row(escape(o.model), str(o.seed), escape(o.task), escape(o.subset), f"[{style}]{o.status}[/]",
+                      score, _fmt(o.coverage, percent=True))
+        if o.message:
+            notes.setdefault((o.status, o.model, o.message), []).append(f"{o.task}/{o.subset}")
+        if o.traceback and _state["debug"]:
+            err.print(o.traceback)
+    if table.row_count:
+        out.print(table)
+    for (status, model, message), units in notes.items():
+        where = units[0] if len(units) == 1 else f"{len(units)} units"
+        colour = "red" if status == "error" else "yellow"
+        err.print(f"[{colour}]{status}:[/] {escape(model)} ({escape(where)}): {escape(message)}")
+    if existing:
+        out.print(f"{existing} record(s) already existed in {output_dir} and were not recomputed (use --overwrite).")
+    done = sum(o.status == "done" for o in outcomes)
+    errors = sum(o.status == "error" for o in outcomes)
+    out.print(f"{done} record(s) written to {output_dir}, {errors} error(s).")
+
+
+@app.command("run")
+def run_command(
+    model: ModelOpt, task: TaskOpt = None, suite: SuiteOpt = None, seed: SeedOpt = None,
+    device: DeviceOpt = "auto", output_dir: OutOpt = Path("results"), data_dir: DataOpt = None,
+    tasks_dir: TasksDirOpt = None, set_option: SetOpt = None, config: ConfigOpt = None, overwrite: OverwriteOpt = False,
+) -> None:
+    """Train (if needed) and score models on tasks; one JSON record per result."""
+    _run(model, task, suite, seed, device, output_dir, data_dir, tasks_dir, set_option, config, overwrite, train=True)
+
+
+@app.command("eval")
+def eval_command(
+    model: ModelOpt, task: TaskOpt = None, suite: SuiteOpt = None, seed: SeedOpt = None,
+    device: DeviceOpt = "auto", output_dir: OutOpt = Path("results"), data_dir: DataOpt = None,
+    tasks_dir: TasksDirOpt = None, set_option: SetOpt = None, config: ConfigOpt = None, overwrite: OverwriteOpt = False,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Checkpoint directory to load.")] = None,
+) -> None:
+    """Score an existing model, checkpoint or vectors file without training."""
+    _run(model, task, suite, seed, device, output_dir, data_dir, tasks_dir, set_option, config, overwrite,
+         train=False, checkpoint=checkpoint)
+
+
+@app.command("leaderboard")
+def leaderboard_command(
+    results_dir: Annotated[Path, typer.Option("--results-dir", help="Where the records are.")] = Path("results"),
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where to write pages.")] = Path("leaderboards"),
+) -> None:
+    """Build markdown, CSV and JSON leaderboards from result records."""
+    from .leaderboard import build_leaderboards
+
+    if not results_dir.is_dir():
+        raise MMBenchError(f"results directory not found: {results_dir}")
+    report = build_leaderboards(results_dir, output_dir)
+    for line in report.warnings:
+        err.print(f"[yellow]warning:[/] {escape(line)}")
+    out.print(f"wrote {len(report.files)} file(s) to {output_dir}")
+
+
+# -- data -----------------------------------------------------------------------------------------
+@data_app.command("verify")
+def data_verify(data_dir: DataOpt = None, tasks_dir: TasksDirOpt = None, task: TaskOpt = None) -> None:
+    """Check every data file named by the task cards against its sha256."""
+    from .cards import discover_cards, verify_files
+    from .data.root import data_root
+
+    root = data_root(data_dir)
+    cards, _ = discover_cards(tasks_dir or [])
+    table = Table(title=f"Data files under {root}")
+    for column in ("task", "subset", "status"):
+        table.add_column(column)
+    failures = 0
+    for name, card in sorted(cards.items()):
+        if task and name not in task:
+            continue
+        for subset in card.subsets:
+            if not subset.files:
+                continue
+            try:
+                verify_files(card, subset, root)
+                table.add_row(name, subset.name, "[green]ok[/]")
+            except MMBenchError as exc:
+                failures += 1
+                table.add_row(name, subset.name, f"[red]{escape(str(exc))}[/]")
+    out.print(table)
+    if failures:
+        raise typer.Exit(1)
+
+
+def _add_plugin_commands() -> None:
+    for function, name, help_text, _plugin in get_registry().commands:
+        app.command(name=name, help=help_text)(function)
+
+
+# -- entry point ----------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    _add_plugin_commands()
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="mmbench", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("Aborted.")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except MMBenchError as exc:
+        if _state["debug"]:
+            traceback.print_exc()
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        err.print(f"[red]Error:[/] {escape(message)}")
+        return 2 if isinstance(exc, CardError) else 1
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        return 130
+    except Exception as exc:  # a bug: one line unless --debug
+        if _state["debug"]:
+            traceback.print_exc()
+        else:
+            err.print(f"[red]Internal error:[/] {type(exc).__name__}: {escape(str(exc).splitlines()[0] if str(exc) else '')} (rerun with --debug)")
+        return 1
+    return result if isinstance(result, int) else 0
+

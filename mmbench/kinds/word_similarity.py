@@ -1,0 +1,97 @@
+"""Word similarity (monolingual and crosslingual): cosine vs. human scores, Spearman rho, coverage."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from ..cards import Subset, TaskCard
+from ..errors import DataError
+from ..hookspecs import hookimpl
+from ..models import Capability, Model
+from . import EvalContext, Score, TaskKind, check_params
+
+PARAMS = {"oov": ("drop", "mean", "zero"), "case": ("exact", "lower", "fallback")}
+
+
+def lookup_variants(word: str, case: str) -> list[str]:
+    """Spellings tried for a word, in order (MUSE tries exact, then capitalised/title forms)."""
+    if case == "exact":
+        return [word]
+    if case == "lower":
+        return [word.lower()]
+    variants = [word, word.lower(), word.capitalize(), word.title()]
+    return list(dict.fromkeys(variants))
+
+
+def embed_vocabulary(model: Model, words_by_language: dict[str, set[str]], case: str):
+    """Embed each distinct (language, word) once; return lookup dict (lang, word) -> vector or None."""
+    table: dict[tuple[str, str], np.ndarray | None] = {}
+    for language, words in words_by_language.items():
+        ordered = sorted(words)
+        pending = {w: lookup_variants(w, case) for w in ordered}
+        for attempt in range(max(len(v) for v in pending.values()) if pending else 0):
+            queries = [(w, v[attempt]) for w, v in pending.items() if attempt < len(v)]
+            if not queries:
+                break
+            vectors, found = model.embed_words([q for _, q in queries], language)
+            for (word, _), vec, ok in zip(queries, vectors, found):
+                if ok:
+                    table[(language, word)] = np.asarray(vec, dtype=np.float32)
+            pending = {w: v for w, v in pending.items() if (language, w) not in table}
+        for word in ordered:
+            table.setdefault((language, word), None)
+    return table
+
+
+class WordSimilarity(TaskKind):
+    name = "word-similarity"
+    description = "cosine similarity of word pairs vs. human ratings (Spearman rho, coverage)"
+    requires = frozenset({Capability.WORDS})
+    scores = {"spearman": True, "pearson": True}
+
+    def validate(self, card: TaskCard) -> list[str]:
+        problems = check_params(card.params, PARAMS)
+        for subset in card.subsets:
+            problems += check_params(subset.params, PARAMS, f"subsets.{subset.name}.params")
+            if not subset.files:
+                problems.append(f"subsets.{subset.name}.files: a word-similarity subset needs data files")
+            if len(subset.languages) not in (1, 2):
+                problems.append(f"subsets.{subset.name}.languages: give one language or a pair")
+        return problems
+
+    def evaluate(self, model: Model, card: TaskCard, subset: Subset, ctx: EvalContext) -> Score:
+        from ..data.wordsim import load_wordsim
+        from ..metrics.wordsim import word_similarity
+
+        params = {"oov": "drop", "case": "fallback", **card.params, **subset.params}
+        languages = subset.languages if len(subset.languages) == 2 else subset.languages * 2
+        pairs = load_wordsim(card.data_paths(subset, ctx.data_dir), languages=tuple(languages))
+        if len(pairs) == 0:
+            raise DataError(f"task {card.name!r} subset {subset.name!r}: no word pairs")
+        words: dict[str, set[str]] = defaultdict(set)
+        for w1, l1, w2, l2 in zip(pairs["word1"], pairs["lang1"], pairs["word2"], pairs["lang2"]):
+            words[l1].add(w1)
+            words[l2].add(w2)
+        table = embed_vocabulary(model, words, params["case"])
+        dim = next((v.shape[0] for v in table.values() if v is not None), 1)
+        zero = np.zeros(dim, dtype=np.float32)
+        left = [table[(l, w)] for w, l in zip(pairs["word1"], pairs["lang1"])]
+        right = [table[(l, w)] for w, l in zip(pairs["word2"], pairs["lang2"])]
+        found = np.array([[a is not None, b is not None] for a, b in zip(left, right)], dtype=bool)
+        v1 = np.stack([zero if a is None else a for a in left])
+        v2 = np.stack([zero if b is None else b for b in right])
+        result = word_similarity(v1, v2, np.asarray(pairs["score"], dtype=np.float64), found, oov=params["oov"])
+        scores = {"spearman": float(result["spearman"]), "pearson": float(result["pearson"])}
+        details = {
+            "oov_policy": params["oov"], "case_policy": params["case"],
+            "n_pairs": int(result["n_pairs"]), "n_found": int(result["n_found"]),
+            "n_scored": int(result["n_scored"]), "degenerate": bool(result.get("degenerate", False)),
+        }
+        return Score(scores=scores, n_items=int(result["n_pairs"]), coverage=float(result["coverage"]), details=details)
+
+
+@hookimpl
+def register_task_kinds(register):
+    register(WordSimilarity())

@@ -1,0 +1,111 @@
+"""The model plugin contract.
+
+A model declares what it can embed (its capabilities) and a typed config dataclass; tasks declare which
+capabilities they need. Embedding methods take plain Python/NumPy inputs and return float32 arrays, so a
+model can wrap anything (a vectors file, a torch module, an external library).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from .errors import MMBenchError
+
+
+class Capability(str, enum.Enum):
+    WORDS = "words"  # embed_words(words, language) + vocabulary(language)
+    TEXT = "text"  # embed_texts(texts, language): captions, names, documents
+    IMAGES = "images"  # embed_images(features, source=...): precomputed image features
+    TRAINABLE = "trainable"  # prepare() trains when no checkpoint exists
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Incompatible(MMBenchError):
+    """Raised by a model when it cannot serve a particular task (e.g. language or feature space unknown).
+
+    The harness records the (model, task) pair as skipped with this message, not as a failure.
+    """
+
+
+@dataclass(frozen=True)
+class NoConfig:
+    """Config of a model that has no options."""
+
+
+@dataclass
+class RunContext:
+    """What the harness hands a model when it prepares it."""
+
+    seed: int = 0
+    device: str = "cpu"  # resolved: "cpu" or "cuda[:N]"
+    data_dir: Path = field(default_factory=lambda: Path("."))
+    work_dir: Path = field(default_factory=lambda: Path("."))  # per (model, config hash, seed): checkpoints
+    train: bool = True  # False under `mmbench eval`: load, never train
+    checkpoint: Path | None = None  # explicit checkpoint to load (`mmbench eval --checkpoint`)
+    progress: Any = None  # a rich Progress (or None) for long steps
+
+
+class Model:
+    """Base class of every model plugin.
+
+    Subclasses set ``name``, ``capabilities`` and optionally ``Config`` (a dataclass with defaults) and
+    ``argument`` (a metavar such as ``"PATH"`` when the model spec takes one: ``vectors:PATH``), and
+    implement the embedding methods matching their capabilities. Heavy work (loading files, training)
+    belongs in :meth:`prepare`, which the harness calls only when there is something to evaluate.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Config: ClassVar[type] = NoConfig
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    argument: ClassVar[str | None] = None
+
+    def __init__(self, config: Any = None, argument: str | None = None):
+        self.config = config if config is not None else self.Config()
+        self.argument_value = argument
+
+    # -- identity ---------------------------------------------------------------------------------
+    def identity(self) -> dict[str, Any]:
+        """Extra facts that make two instances different models (hashed with the config).
+
+        E.g. the sha256 of a vectors file, so the same file scored from two places is one model.
+        """
+        return {"argument": self.argument_value} if self.argument_value is not None else {}
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def prepare(self, ctx: RunContext) -> None:
+        """Load weights or train (trainable models checkpoint to ``ctx.work_dir``)."""
+
+    # -- embeddings -------------------------------------------------------------------------------
+    def languages(self) -> Sequence[str] | None:
+        """Languages the model knows, or None if it does not say (e.g. untagged vectors)."""
+        return None
+
+    def vocabulary(self, language: str) -> list[str]:
+        """All words the model has for ``language`` (BLI searches over the full vocabulary)."""
+        raise Incompatible(f"model {self.name!r} does not expose a vocabulary")
+
+    def embed_words(self, words: Sequence[str], language: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(vectors (n, d) float32, found (n,) bool)``; rows of words not found are zero."""
+        raise Incompatible(f"model {self.name!r} does not embed words")
+
+    def embed_texts(self, texts: Sequence[str], language: str) -> np.ndarray:
+        """Return ``(n, d)`` float32 embeddings of whole texts (captions, names, documents)."""
+        raise Incompatible(f"model {self.name!r} does not embed texts")
+
+    def embed_images(self, features: np.ndarray, *, source: str) -> np.ndarray:
+        """Map precomputed image features (rows) from feature space ``source`` to ``(n, d)`` embeddings."""
+        raise Incompatible(f"model {self.name!r} does not embed images")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-friendly dict of a config dataclass (tuples become lists)."""
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {}

@@ -1,0 +1,353 @@
+"""The harness: resolve models and task cards, skip finished work, prepare models, score, write records.
+
+Data flows one way: cards name data, kinds load it, models embed, metrics score, records store numbers.
+A model is prepared (loaded / trained) only when at least one of its records is missing, so a rerun of a
+finished command does no work. Every failure is contained to its (model, seed) or (model, task, subset).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import math
+import platform
+import subprocess
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from .cards import Subset, TaskCard, discover_cards, verify_files
+from .config import build_config, parse_set_options, read_config_file, stable_hash
+from .errors import CardError, MMBenchError, PluginError
+from .kinds import EvalContext, Score, TaskKind
+from .models import Capability, Incompatible, Model, RunContext, config_to_dict
+from .plugins import ModelEntry, Registry
+from .results import RecordKey, ResultStore, make_record, slug
+
+
+# -- resolving ------------------------------------------------------------------------------------
+def parse_model_spec(spec: str) -> tuple[str, str | None]:
+    """``"vectors:/x/y.vec"`` -> ``("vectors", "/x/y.vec")``; ``"ame"`` -> ``("ame", None)``."""
+    name, sep, argument = spec.partition(":")
+    if not name:
+        raise PluginError(f"invalid model spec {spec!r}")
+    return name, (argument if sep else None)
+
+
+@dataclass
+class ResolvedModel:
+    spec: str
+    display_name: str
+    entry: ModelEntry
+    model: Model
+    config: dict[str, Any]
+    config_hash: str
+
+
+def resolve_model(
+    registry: Registry, spec: str, set_options: Sequence[str] = (), config_file: Path | None = None
+) -> ResolvedModel:
+    name, argument = parse_model_spec(spec)
+    entry = registry.model(name)
+    if entry.cls.argument and not argument:
+        raise PluginError(f"model {name!r} needs an argument: --model {name}:{entry.cls.argument}")
+    if argument and not entry.cls.argument:
+        raise PluginError(f"model {name!r} takes no argument (got {spec!r})")
+    layers = [entry.defaults]
+    if config_file is not None:
+        layers.append(read_config_file(config_file))
+    layers.append(parse_set_options(set_options))
+    config = build_config(entry.cls.Config, *layers, model_name=name)
+    model = entry.cls(config, argument)
+    config_dict = config_to_dict(config)
+    identity = model.identity()
+    config_hash = stable_hash({"model": name, "config": config_dict, "identity": identity})
+    display = name if argument is None else f"{name}:{Path(argument).name}"
+    return ResolvedModel(spec, display, entry, model, config_dict, config_hash)
+
+
+def select_cards(
+    registry: Registry, task_names: Sequence[str], suites: Sequence[str], tasks_dirs: Sequence[Path] = ()
+) -> list[TaskCard]:
+    """Cards named directly or through a suite, validated against their kind; errors name the card."""
+    cards, errors = discover_cards(tasks_dirs)
+    wanted = list(dict.fromkeys(task_names))
+    for suite in suites:
+        members = sorted(name for name, card in cards.items() if suite in card.suites)
+        if not members:
+            raise CardError(f"suite {suite!r} has no task cards (see `mmbench list tasks`)")
+        wanted += [m for m in members if m not in wanted]
+    if not wanted:
+        raise CardError("no task given: use --task NAME or --suite NAME")
+    selected = []
+    for name in wanted:
+        if name not in cards:
+            broken = [e for e in errors if f"/{name}.toml" in e or e.startswith(f"{name}.toml")]
+            raise CardError(broken[0] if broken else f"unknown task {name!r} (see `mmbench list tasks`)")
+        selected.append(validate_against_kind(registry, cards[name]))
+    return selected
+
+
+def validate_against_kind(registry: Registry, card: TaskCard) -> TaskCard:
+    kind = registry.task_kind(card.kind) if card.kind in registry.task_kinds else None
+    source = str(card.path or card.name)
+    if kind is None:
+        raise CardError(f"{source}: kind: unknown task kind {card.kind!r} (known: {', '.join(sorted(registry.task_kinds))})")
+    problems = list(kind.validate(card))
+    if card.main_score not in kind.scores:
+        problems.append(f"main_score: {card.main_score!r} is not a score of kind {kind.name!r} ({', '.join(kind.scores)})")
+    if problems:
+        raise CardError(f"{source}: " + "; ".join(problems))
+    return card
+
+
+# -- provenance -----------------------------------------------------------------------------------
+def _version(dist: str | None) -> str | None:
+    if not dist:
+        return None
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@functools.cache
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+@functools.cache
+def _base_provenance() -> dict[str, Any]:
+    import numpy
+    import torch
+
+    return {
+        "mmbench_version": _version("mmbench"),
+        "torch_version": torch.__version__,
+        "numpy_version": numpy.__version__,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "git_commit": _git_commit(),
+    }
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise MMBenchError("--device cuda requested but CUDA is not available on this machine")
+    elif device != "cpu":
+        raise MMBenchError(f"unknown device {device!r} (use auto, cpu or cuda)")
+    return device
+
+
+# -- running --------------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    model: str
+    seed: int
+    task: str
+    subset: str
+    status: str  # "done", "exists", "skipped", "error"
+    main_score_name: str = ""
+    main_score: float | None = None
+    coverage: float | None = None
+    message: str = ""
+    traceback: str | None = None
+    path: Path | None = None
+
+
+@dataclass
+class RunOptions:
+    results_dir: Path
+    data_dir: Path
+    seeds: Sequence[int] = (0,)
+    device: str = "cpu"
+    overwrite: bool = False
+    train: bool = True
+    checkpoint: Path | None = None
+    work_dir: Path | None = None
+
+
+@dataclass
+class _Unit:
+    card: TaskCard
+    kind: TaskKind
+    subset: Subset
+    key: RecordKey
+
+
+def _key(resolved: ResolvedModel, seed: int, card: TaskCard, subset_name: str, split: str) -> RecordKey:
+    return RecordKey(resolved.display_name, resolved.config_hash, seed, card.name, subset_name, split, card.protocol)
+
+
+def _missing_capabilities(model: Model, kind: TaskKind) -> list[str]:
+    return sorted(str(c) for c in kind.requires - model.capabilities)
+
+
+def run(
+    registry: Registry,
+    models: Sequence[ResolvedModel],
+    cards: Sequence[TaskCard],
+    options: RunOptions,
+    on_event: Callable[[str, Any], None] = lambda kind, payload: None,
+) -> list[Outcome]:
+    """Run every (model, seed, card, subset); return one Outcome per unit (and per aggregate)."""
+    store = ResultStore(options.results_dir)
+    outcomes: list[Outcome] = []
+
+    def emit(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        on_event("outcome", outcome)
+
+    for resolved in models:
+        for seed in options.seeds:
+            pending: list[_Unit] = []
+            for card in cards:
+                kind = registry.task_kind(card.kind)
+                missing = _missing_capabilities(resolved.model, kind)
+                for subset in card.subsets:
+                    key = _key(resolved, seed, card, subset.name, subset.split)
+                    base = Outcome(resolved.display_name, seed, card.name, subset.name, "", card.main_score)
+                    if missing:
+                        base.status, base.message = "skipped", f"model lacks capability {', '.join(missing)}"
+                        emit(base)
+                    elif store.exists(key) and not options.overwrite:
+                        base.status, base.path = "exists", store.path(key)
+                        existing = store.read(key) or {}
+                        base.main_score, base.coverage = existing.get("main_score"), existing.get("coverage")
+                        emit(base)
+                    else:
+                        pending.append(_Unit(card, kind, subset, key))
+            if pending:
+                _run_pending(resolved, seed, pending, store, options, emit, on_event)
+            for card in cards:
+                if card.aggregate:
+                    _write_aggregate(resolved, seed, card, registry.task_kind(card.kind), store, options, emit)
+    return outcomes
+
+
+def _run_pending(resolved, seed, pending, store, options, emit, on_event) -> None:
+    model = resolved.model
+    work_dir = (options.work_dir or options.results_dir / ".runs") / f"{slug(resolved.display_name)}__{resolved.config_hash}" / f"seed-{seed}"
+    ctx = RunContext(
+        seed=seed, device=options.device, data_dir=options.data_dir, work_dir=work_dir,
+        train=options.train, checkpoint=options.checkpoint,
+    )
+    on_event("prepare", resolved.display_name)
+    try:
+        model.prepare(ctx)
+    except Exception as exc:  # one broken model must not stop the others
+        message, tb = _describe(exc, resolved)
+        for unit in pending:
+            emit(Outcome(resolved.display_name, seed, unit.card.name, unit.subset.name, "error",
+                         unit.card.main_score, message=f"preparing model: {message}", traceback=tb))
+        return
+    eval_ctx = EvalContext(data_dir=options.data_dir, seed=seed, device=options.device)
+    for unit in pending:
+        on_event("start", unit)
+        emit(_evaluate_unit(resolved, seed, unit, store, options, eval_ctx))
+
+
+def _describe(exc: Exception, resolved: ResolvedModel) -> tuple[str, str | None]:
+    if isinstance(exc, MMBenchError):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__, traceback.format_exc()
+    where = f"plugin {resolved.entry.plugin!r}"
+    return f"internal error in {where}: {type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc()
+
+
+def _evaluate_unit(resolved, seed, unit: _Unit, store: ResultStore, options: RunOptions, ctx: EvalContext) -> Outcome:
+    card, subset, kind = unit.card, unit.subset, unit.kind
+    outcome = Outcome(resolved.display_name, seed, card.name, subset.name, "error", card.main_score)
+    started = time.perf_counter()
+    try:
+        data_files = verify_files(card, subset, options.data_dir)
+        score = kind.evaluate(resolved.model, card, subset, ctx)
+        _check_score(score, card)
+    except Incompatible as exc:
+        outcome.status, outcome.message = "skipped", str(exc).splitlines()[0]
+        return outcome
+    except Exception as exc:
+        outcome.message, outcome.traceback = _describe(exc, resolved)
+        return outcome
+    record = _record(resolved, seed, unit.key, card, kind, subset.languages, score,
+                     time.perf_counter() - started, data_files, options)
+    outcome.path = store.write(unit.key, record)
+    outcome.status, outcome.main_score, outcome.coverage = "done", record["main_score"], record["coverage"]
+    return outcome
+
+
+def _check_score(score: Score, card: TaskCard) -> None:
+    bad = [name for name, value in score.scores.items() if not isinstance(value, (int, float)) or not math.isfinite(value)]
+    if bad:
+        raise MMBenchError(f"task {card.name!r}: non-finite scores {', '.join(bad)} (NaN/inf embeddings?)")
+    if card.main_score not in score.scores:
+        raise MMBenchError(f"task {card.name!r}: kind produced no {card.main_score!r} score")
+
+
+def _record(resolved, seed, key, card, kind, languages, score: Score, wall, data_files, options) -> dict:
+    provenance = {
+        **_base_provenance(),
+        "plugin": resolved.entry.plugin,
+        "plugin_version": _plugin_version(resolved),
+        "device": options.device,
+        "card_path": str(card.path) if card.path else None,
+        "card_sha256": card.sha256,
+        "data": data_files,
+        "model_identity": resolved.model.identity(),
+    }
+    return make_record(
+        key, model_argument=resolved.model.argument_value, config=resolved.config, task_kind=kind.name,
+        languages=list(languages), main_score_name=card.main_score,
+        higher_is_better=kind.higher_is_better(card.main_score),
+        scores={k: float(v) for k, v in score.scores.items()}, coverage=score.coverage, n_items=score.n_items,
+        wall_time_s=wall, created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        details=score.details, provenance=provenance,
+    )
+
+
+def _plugin_version(resolved: ResolvedModel) -> str | None:
+    from .plugins import get_registry
+
+    info = get_registry().plugins.get(resolved.entry.plugin)
+    return info.version if info else None
+
+
+def _write_aggregate(resolved, seed, card: TaskCard, kind: TaskKind, store, options, emit) -> None:
+    """The 'all' record: every score averaged over the card's subsets (needs all subset records)."""
+    split = card.subsets[0].split
+    key = _key(resolved, seed, card, "all", split)
+    if store.exists(key) and not options.overwrite:
+        return
+    records = [store.read(_key(resolved, seed, card, s.name, s.split)) for s in card.subsets]
+    if any(r is None for r in records):
+        return
+    names = sorted(set.intersection(*(set(r["scores"]) for r in records)))
+    scores = {n: sum(r["scores"][n] for r in records) / len(records) for n in names}
+    coverages = [r["coverage"] for r in records if r["coverage"] is not None]
+    languages = sorted({lang for r in records for lang in r["languages"]})
+    record = make_record(
+        key, model_argument=records[0]["model_argument"], config=records[0]["config"], task_kind=kind.name,
+        languages=languages, main_score_name=card.main_score, higher_is_better=kind.higher_is_better(card.main_score),
+        scores=scores, coverage=(sum(coverages) / len(coverages)) if coverages else None,
+        n_items=sum(r["n_items"] for r in records), wall_time_s=sum(r["wall_time_s"] for r in records),
+        created_at=max(r["created_at"] for r in records),
+        details={"aggregate": "mean", "subsets": [s.name for s in card.subsets]},
+        provenance={**records[0]["provenance"], "data": [d for r in records for d in r["provenance"]["data"]]},
+    )
+    path = store.write(key, record)
+    emit(Outcome(resolved.display_name, seed, card.name, "all", "done", card.main_score,
+                 record["main_score"], record["coverage"], path=path))

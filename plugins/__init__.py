@@ -1,0 +1,1 @@
+"""First-party model plugins. Each module is registered through the ``mmbench`` entry-point group."""

@@ -1,0 +1,1 @@
+"""Task cards shipped with mmbench (one TOML file per task); read with importlib.resources."""
