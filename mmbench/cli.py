@@ -286,9 +286,14 @@ def data_verify(data_dir: DataOpt = None, tasks_dir: TasksDirOpt = None, task: T
         raise typer.Exit(1)
 
 
+_added_commands: set[int] = set()
+
+
 def _add_plugin_commands() -> None:
     for function, name, help_text, _plugin in get_registry().commands:
-        app.command(name=name, help=help_text)(function)
+        if id(function) not in _added_commands:  # main() may run several times in one process (tests)
+            _added_commands.add(id(function))
+            app.command(name=name, help=help_text)(function)
 
 
 # -- entry point ----------------------------------------------------------------------------------

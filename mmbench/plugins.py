@@ -80,7 +80,9 @@ def _allowed(env_value: str | None) -> set[str] | None:
 
 
 def _short_error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    """One line: multi-line messages (pluggy's validation errors) are joined, long ones cut."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _register_one(pm: pluggy.PluginManager, registry: Registry, info: PluginInfo, module: Any) -> None:

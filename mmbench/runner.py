@@ -127,11 +127,10 @@ def _git_commit() -> str | None:
 @functools.cache
 def _base_provenance() -> dict[str, Any]:
     import numpy
-    import torch
 
     return {
         "mmbench_version": _version("mmbench"),
-        "torch_version": torch.__version__,
+        "torch_version": _version("torch"),  # from metadata: importing torch costs seconds
         "numpy_version": numpy.__version__,
         "python_version": platform.python_version(),
         "platform": platform.platform(terse=True),

@@ -30,3 +30,136 @@ def shared_data() -> Path:
     if SHARED_DATA is None:
         pytest.skip("real benchmark data not found: set MMBENCH_DATA or place shared/data next to the repo")
     return SHARED_DATA
+
+
+# -- a third-party plugin package, installed the way users install one ------------------------------
+CHARHASH_MODULE = '''
+"""A complete third-party model plugin: character-trigram hashing vectors (deterministic, no training)."""
+import time
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+import mmbench
+
+
+@dataclass(frozen=True)
+class CharHashConfig:
+    dim: int = 64
+    delay: float = 0.0  # seconds to sleep per call; lets tests interrupt a run midway
+    fail: str = ""  # "prepare" or "nan": misbehave on purpose
+
+
+class CharHash(mmbench.Model):
+    """Hashed character trigrams (spelling similarity)."""
+
+    name = "charhash"
+    Config = CharHashConfig
+    capabilities = frozenset({mmbench.Capability.WORDS})
+
+    def prepare(self, ctx):
+        if self.config.fail == "prepare":
+            raise RuntimeError("charhash was told to fail")
+        marker = ctx.work_dir / "prepared.txt"
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        with open(marker, "a") as handle:
+            handle.write("x")
+
+    def embed_words(self, words, language):
+        time.sleep(self.config.delay)
+        out = np.zeros((len(words), self.config.dim), dtype=np.float32)
+        for row, word in enumerate(words):
+            padded = f"<{word.lower()}>"
+            for i in range(len(padded) - 2):
+                out[row, zlib.crc32(padded[i:i + 3].encode()) % self.config.dim] += 1.0
+        if self.config.fail == "nan":
+            out[:] = np.nan
+        return out, np.ones(len(words), dtype=bool)
+
+
+@mmbench.hookimpl
+def register_models(register):
+    register(CharHash)
+    register(CharHash, name="charhash-128", defaults={"dim": 128})
+'''
+
+CHARHASH_PYPROJECT = '''
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "mmbench-charhash"
+version = "0.3.1"
+
+[project.entry-points.mmbench]
+charhash = "mmbench_charhash"
+
+[tool.setuptools]
+py-modules = ["mmbench_charhash"]
+'''
+
+BROKEN_MODULE = '''
+raise ImportError("this plugin is broken on purpose")
+'''
+
+BROKEN_PYPROJECT = '''
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "mmbench-broken"
+version = "0.0.1"
+
+[project.entry-points.mmbench]
+broken = "mmbench_broken"
+
+[tool.setuptools]
+py-modules = ["mmbench_broken"]
+'''
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory) -> Path:
+    """A directory with two pip-installed plugin distributions: a working one and a broken one."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("plugins")
+    target = root / "site"
+    for name, module, pyproject, source in (
+        ("charhash", "mmbench_charhash", CHARHASH_PYPROJECT, CHARHASH_MODULE),
+        ("broken", "mmbench_broken", BROKEN_PYPROJECT, BROKEN_MODULE),
+    ):
+        package = root / name
+        package.mkdir()
+        (package / "pyproject.toml").write_text(pyproject)
+        (package / f"{module}.py").write_text(source)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+             "--target", str(target), str(package)],
+            check=True, capture_output=True, text=True,
+        )
+    return target
+
+
+@pytest.fixture()
+def plugin_env(plugin_site, tmp_path) -> dict:
+    """Environment for a subprocess that sees the installed plugin packages (and a private cache)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(plugin_site), env.get("PYTHONPATH")]))
+    env.pop("MMBENCH_LOAD_PLUGINS", None)
+    env.pop("MMBENCH_TASKS_PATH", None)
+    env["COLUMNS"] = "200"
+    return env
+
+
+def run_cli(args, env=None, cwd=None, timeout=300):
+    """Run ``python -m mmbench ARGS`` and return the CompletedProcess (text mode)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "mmbench", *map(str, args)], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
