@@ -59,6 +59,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
             return value.lower() in ("true", "1", "yes", "on")
         raise ConfigError(f"config key {key!r}: expected true/false, got {value!r}")
     if annotation in (int, float, str):
+        if isinstance(value, (list, tuple, dict)):
+            raise ConfigError(f"config key {key!r}: expected {annotation.__name__}, got {value!r}")
         if isinstance(value, bool) and annotation is not str:
             raise ConfigError(f"config key {key!r}: expected {annotation.__name__}, got {value!r}")
         try:
@@ -97,6 +99,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: config file is not valid UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 

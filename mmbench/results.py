@@ -44,7 +44,7 @@ class RecordKey:
         # Human-browsable layout; the record_id suffix keeps distinct keys apart after slugging.
         return (
             Path(slug(self.task))
-            / f"{slug(self.model)}__{self.config_hash}"
+            / f"{slug(self.model)}__{slug(self.config_hash)}"
             / f"seed-{self.seed}"
             / f"{slug(self.subset)}__{slug(self.split)}__{self.record_id}.json"
         )
@@ -63,7 +63,7 @@ class ResultStore:
     def read(self, key: RecordKey) -> dict[str, Any] | None:
         try:
             return json.loads(self.path(key).read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
             return None
 
     def write(self, key: RecordKey, record: dict[str, Any]) -> Path:
@@ -72,11 +72,18 @@ class ResultStore:
         return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON so that readers see either the old file or the complete new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; records are ordinary shared files
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(payload, handle, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
             handle.write("\n")

@@ -39,12 +39,13 @@ def read_vectors(path: Path, max_words: int | None = None) -> tuple[list[str], n
     words: list[str] = []
     rows: list[np.ndarray] = []
     dim = None
+    declared_count = None
     try:
         with _open_text(path) as handle:
             for number, line in enumerate(handle, start=1):
                 parts = line.rstrip("\n\r").rstrip(" ").split(" ")
                 if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                    dim = int(parts[1])
+                    declared_count, dim = int(parts[0]), int(parts[1])
                     continue
                 if not line.strip():
                     continue
@@ -70,6 +71,9 @@ def read_vectors(path: Path, max_words: int | None = None) -> tuple[list[str], n
         raise DataError(f"{path}: cannot read vectors ({exc})") from None
     if not words:
         raise DataError(f"{path}: no vectors in file")
+    limit = declared_count if max_words is None else min(declared_count or max_words, max_words)
+    if declared_count is not None and len(words) < limit:
+        raise DataError(f"{path}: header declares {declared_count} vectors but the file has {len(words)} (truncated?)")
     return words, np.stack(rows)
 
 

@@ -333,3 +333,52 @@ def test_index_reports_the_main_table(tmp_path: Path) -> None:
     index = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
     (table,) = tables(index)
     assert table[1][2:] == ["4", "en (test)", "q `a1b2c3d4e5f6`", "spearman 0.300"]
+
+
+def test_model_argument_is_not_part_of_the_key_nor_shown_on_pages(tmp_path: Path) -> None:
+    # One vectors file scored from two local paths: same config hash (it includes the file's sha256).
+    paths = ["/home/alice/emb/wiki.en.vec", "/mnt/scratch/copy of/wiki.en.vec"]
+    records = [make_record(model="vectors:wiki.en.vec", model_argument=paths[seed], seed=seed, subset=subset,
+                           main_score=0.4 + seed / 10, created_at=f"2026-0{seed + 1}-01T00:00:00Z")
+               for seed in (0, 1) for subset in ("all", "en-de")]
+    # Same file name, other content: another config hash, so another model entry.
+    records.append(make_record(model="vectors:wiki.en.vec", model_argument="/home/bob/wiki.en.vec",
+                               config_hash="ffffeeeedddd", main_score=0.2, subset="all"))
+    write_records(tmp_path / "results", records, nested=False)
+    report = build_leaderboards(tmp_path / "results", tmp_path / "out")
+    assert report.warnings == [] and report.n_rows == 3
+
+    rows = [r for r in aggregate(records) if r["config_hash"] == "a1b2c3d4e5f6"]
+    assert len(rows) == 2 and all(r["n_seeds"] == 2 and r["seeds"] == [0, 1] for r in rows)
+    assert all(r["main_mean"] == pytest.approx(0.45) and r["model_argument"] == paths[1] for r in rows)
+
+    with open(tmp_path / "out" / "rg65-xling.csv", newline="", encoding="utf-8") as handle:
+        lines = [line for line in csv.DictReader(handle) if line["config_hash"] == "a1b2c3d4e5f6"]
+    assert [line["model_argument"] for line in lines] == [paths[1], paths[1]]
+    summary = json.loads((tmp_path / "out" / "leaderboard.json").read_text(encoding="utf-8"))
+    assert {r["model_argument"] for r in summary["rows"]} == {paths[1], "/home/bob/wiki.en.vec"}
+
+    pages = sorted((tmp_path / "out").glob("*.md"))
+    assert [p.name for p in pages] == ["README.md", "rg65-xling.md"]
+    for page in pages:
+        markdown = page.read_text(encoding="utf-8")
+        assert "/home/" not in markdown and "/mnt/" not in markdown and "copy of" not in markdown, page.name
+        assert "wiki.en.vec" in markdown
+    page = (tmp_path / "out" / "rg65-xling.md").read_text(encoding="utf-8")
+    assert "- Models: 2 · result records: 5" in page
+    grid, all_table, _ = tables(page)
+    assert [row[:2] for row in grid[1:]] == [["vectors:wiki.en.vec", "`a1b2c3d4e5f6`"],
+                                             ["vectors:wiki.en.vec", "`ffffeeeedddd`"]]
+    assert [row[1:5] for row in all_table[1:]] == [
+        ["vectors:wiki.en.vec", "`a1b2c3d4e5f6`", "0.450 ± 0.0707", "2"],
+        ["vectors:wiki.en.vec", "`ffffeeeedddd`", "0.200", "1"]]
+
+
+def test_same_record_from_two_paths_counts_once_and_keeps_the_newest_argument() -> None:
+    old = make_record(model_argument="/old/place/x.vec", record_id="1" * 16, created_at="2026-01-01T00:00:00Z")
+    new = make_record(model_argument="/new/place/x.vec", record_id="1" * 16, created_at="2026-03-01T00:00:00Z")
+    for order in ([old, new], [new, old]):
+        warnings: list[str] = []
+        (row,) = aggregate(order, warnings)
+        assert row["n_seeds"] == 1 and row["model_argument"] == "/new/place/x.vec"
+        assert warnings == ["record " + "1" * 16 + " appears in several files; counted once"]
