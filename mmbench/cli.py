@@ -257,6 +257,81 @@ def leaderboard_command(
 
 
 # -- data -----------------------------------------------------------------------------------------
+@data_app.command("list")
+def data_list(data_dir: DataOpt = None) -> None:
+    """Known datasets: where they are expected, whether present, license."""
+    from .data.catalog import catalog_status
+    from .data.root import data_root
+
+    root = data_root(data_dir)
+    table = Table(title=f"Datasets (data root: {root})")
+    for column in ("name", "present", "path", "license"):
+        table.add_column(column)
+    table.add_row("emoji", "[green]embedded[/]", "(inside the mmbench package)", "see mmbench/data/emoji/NOTICE.md")
+    missing = []
+    for row in catalog_status(root):
+        table.add_row(row["name"], "[green]yes[/]" if row["present"] else "[red]no[/]", escape(str(row["path"])),
+                      escape(row["license"]))
+        if not row["present"]:
+            missing.append(f"{row['name']}: {row['obtain']}")
+    out.print(table)
+    for line in missing:
+        out.print(f"[dim]{escape(line)}[/]")
+
+
+@data_app.command("info")
+def data_info(name: Annotated[str, typer.Argument(help="Dataset name (see `mmbench data list`).")],
+              data_dir: DataOpt = None) -> None:
+    """Counts per split / language of one dataset."""
+    from .data.root import data_root
+
+    if name == "emoji":
+        from .data.emoji import load_emoji
+
+        counts = load_emoji().manifest["counts"]
+    else:
+        from .data.catalog import dataset_counts
+
+        counts = dataset_counts(name, data_root(data_dir))
+    table = Table(title=name)
+    table.add_column("count")
+    table.add_column("value", justify="right")
+    for key, value in _flatten(counts):
+        table.add_row(escape(key), str(value))
+    out.print(table)
+
+
+def _flatten(counts, prefix: str = ""):
+    for key, value in counts.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+@data_app.command("build")
+def data_build(
+    name: Annotated[str, typer.Argument(help="Dataset to build (emoji).")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where to write the artifact.")] = Path("emoji-artifact"),
+) -> None:
+    """Regenerate an embedded dataset from its sources (emoji: Debian fonts/CLDR + EfficientNet-Lite0)."""
+    if name != "emoji":
+        raise MMBenchError(f"cannot build {name!r}: only the embedded 'emoji' dataset is built locally")
+    from .data.emoji.build import build_emoji
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=err)
+    tasks: dict[str, int] = {}
+    with progress:
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done)
+
+        path = build_emoji(output_dir, progress=report)
+    out.print(f"emoji artifact written to {path}; compare with the packaged one: mmbench/data/emoji/artifact/manifest.json")
+
+
 @data_app.command("verify")
 def data_verify(data_dir: DataOpt = None, tasks_dir: TasksDirOpt = None, task: TaskOpt = None) -> None:
     """Check every data file named by the task cards against its sha256."""

@@ -24,6 +24,31 @@ def _shared_data_dir() -> Path | None:
 SHARED_DATA = _shared_data_dir()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Keep the tests' Arrow caches out of the user's cache directory (subprocesses inherit this)."""
+    path = tmp_path_factory.mktemp("mmbench-cache")
+    previous = os.environ.get("MMBENCH_CACHE_DIR")
+    os.environ["MMBENCH_CACHE_DIR"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("MMBENCH_CACHE_DIR", None)
+    else:
+        os.environ["MMBENCH_CACHE_DIR"] = previous
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    """A fresh Arrow cache per test, so cache behaviour is tested from a clean state."""
+    return tmp_path / "arrow-cache"
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One Arrow cache for all real-data tests of a session: each real file is parsed once."""
+    return tmp_path_factory.mktemp("arrow-cache-shared")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Root of the real benchmark data (``../shared/data`` or ``$MMBENCH_DATA``)."""
