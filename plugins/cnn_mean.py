@@ -18,11 +18,17 @@ import numpy as np
 import mmbench
 from mmbench.kinds.retrieval import EMOJI_FEATURE_SOURCE
 
-TOKEN = re.compile(r"\w+")
+# \w alone would split words at combining marks (Indic vowel signs, Arabic harakat, Thai vowels), so
+# the ranges of combining marks used inside words are added, with ZWNJ/ZWJ (Persian, Indic).
+TOKEN = re.compile(
+    "[\\w\u0300-\u036F\u0483-\u0489\u0591-\u05C7\u0610-\u061A\u064B-\u065F\u0670\u06D6-\u06ED"
+    "\u0900-\u0DFF\u0E31-\u0E3A\u0E47-\u0E4E\u0EB1-\u0ECD\u0F18-\u0FBC\u102B-\u103E\u1712-\u1734"
+    "\u17B4-\u17D3\u1AB0-\u1AFF\u1DC0-\u1DFF\u200C\u200D\u20D0-\u20FF\uFE20-\uFE2F]+"
+)
 
 
 def tokenize(text: str) -> list[str]:
-    """Lowercased word tokens; scripts without spaces (ja, zh, th) give one token per run of letters."""
+    """Lowercased word tokens; scripts written without spaces (ja, zh, th) give one token per run."""
     return TOKEN.findall(text.lower())
 
 
@@ -47,22 +53,25 @@ class CnnMean(mmbench.Model):
 
     def prepare(self, ctx):
         from mmbench.data.emoji import load_emoji
+        from mmbench.data.io import column_array
 
         emoji = load_emoji()
         images = emoji.images
         features = _normalise(emoji.features_matrix())
-        keep = np.isin(np.asarray(images["style"]), list(self.config.styles)) & (
-            np.asarray(images["split"]) == self.config.split
+        keep = np.isin(column_array(images, "style"), list(self.config.styles)) & (
+            column_array(images, "split") == self.config.split
         )
         concept_rows: dict[str, list[int]] = defaultdict(list)
-        for row, concept in zip(np.flatnonzero(keep), np.asarray(images["concept"])[keep]):
+        for row, concept in zip(np.flatnonzero(keep), column_array(images, "concept")[keep]):
             concept_rows[concept].append(row)
         concept_vectors = {c: features[rows].mean(axis=0) for c, rows in concept_rows.items()}
 
         sums: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         texts = emoji.texts
-        for concept, language, name, keywords in zip(texts["concept"], texts["language"], texts["name"], texts["keywords"]):
+        columns = [column_array(texts, name) for name in ("concept", "language", "name")]
+        keyword_lists = texts.data.column("keywords").to_pylist() if self.config.keywords else [()] * len(texts)
+        for concept, language, name, keywords in zip(*columns, keyword_lists):
             vector = concept_vectors.get(concept)
             if vector is None:
                 continue

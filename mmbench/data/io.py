@@ -238,6 +238,14 @@ def make_dataset(columns: Mapping[str, Sequence[Any] | np.ndarray | pa.Array], f
     return datasets.Dataset(pa.table(arrays), fingerprint=fingerprint)
 
 
+def column_array(dataset: datasets.Dataset, column: str) -> np.ndarray:
+    """One column as a NumPy array read straight from Arrow (``dataset[column]`` builds Python objects,
+    about 100x slower on the 193k-row emoji texts)."""
+    if getattr(dataset, "_indices", None) is None:
+        return dataset.data.column(column).to_numpy()
+    return np.asarray(dataset[column])
+
+
 def feature_array(dataset: datasets.Dataset, column: str = "features") -> np.ndarray:
     """The feature column as one NumPy array (``(N, D)`` or ``(N, R, D)``).
 

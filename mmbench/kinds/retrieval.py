@@ -27,21 +27,19 @@ def emoji_pairs(language: str, split: str, style: str) -> tuple[np.ndarray, list
     Returns (features, names, n_concepts_in_split) with one caption per image, sorted by concept id.
     """
     from ..data.emoji import load_emoji
+    from ..data.io import column_array
 
     emoji = load_emoji()
-    images = emoji.images
-    splits = np.asarray(images["split"])
-    styles = np.asarray(images["style"])
+    splits = column_array(emoji.images, "split")
+    styles = column_array(emoji.images, "style")
     rows = np.flatnonzero((splits == split) & (styles == style))
     if rows.size == 0:
         raise DataError(f"emoji: no {style} images in split {split!r}")
-    concepts = np.asarray(images["concept"])[rows]
-    texts = emoji.texts
-    langs = np.asarray(texts["language"])
-    text_rows = np.flatnonzero(langs == language)
+    concepts = column_array(emoji.images, "concept")[rows]
+    text_rows = np.flatnonzero(column_array(emoji.texts, "language") == language)
     if text_rows.size == 0:
         raise DataError(f"emoji: no names in language {language!r} (see `mmbench data info emoji`)")
-    name_of = {c: n for c, n in zip(np.asarray(texts["concept"])[text_rows], np.asarray(texts["name"])[text_rows])}
+    name_of = dict(zip(column_array(emoji.texts, "concept")[text_rows], column_array(emoji.texts, "name")[text_rows]))
     order = sorted((c, r) for c, r in zip(concepts, rows) if c in name_of)
     feature_matrix = emoji.features_matrix()
     features = feature_matrix[[r for _, r in order]]
