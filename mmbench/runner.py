@@ -14,16 +14,16 @@ import platform
 import subprocess
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from .cards import Subset, TaskCard, discover_cards, verify_files
 from .config import build_config, parse_set_options, read_config_file, stable_hash
 from .errors import CardError, MMBenchError, PluginError
 from .kinds import EvalContext, Score, TaskKind
-from .models import Capability, Incompatible, Model, RunContext, config_to_dict
+from .models import Incompatible, Model, RunContext, config_to_dict
 from .plugins import ModelEntry, Registry
 from .results import RecordKey, ResultStore, make_record, slug
 
@@ -45,6 +45,7 @@ class ResolvedModel:
     model: Model
     config: dict[str, Any]
     config_hash: str
+    plugin_version: str | None = None
 
 
 def resolve_model(
@@ -66,7 +67,8 @@ def resolve_model(
     identity = model.identity()
     config_hash = stable_hash({"model": name, "config": config_dict, "identity": identity})
     display = name if argument is None else f"{name}:{Path(argument).name}"
-    return ResolvedModel(spec, display, entry, model, config_dict, config_hash)
+    info = registry.plugins.get(entry.plugin)
+    return ResolvedModel(spec, display, entry, model, config_dict, config_hash, info.version if info else None)
 
 
 def select_cards(
@@ -301,7 +303,7 @@ def _record(resolved, seed, key, card, kind, languages, score: Score, wall, data
     provenance = {
         **_base_provenance(),
         "plugin": resolved.entry.plugin,
-        "plugin_version": _plugin_version(resolved),
+        "plugin_version": resolved.plugin_version,
         "device": options.device,
         "card_path": str(card.path) if card.path else None,
         "card_sha256": card.sha256,
@@ -316,13 +318,6 @@ def _record(resolved, seed, key, card, kind, languages, score: Score, wall, data
         wall_time_s=wall, created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         details=score.details, provenance=provenance,
     )
-
-
-def _plugin_version(resolved: ResolvedModel) -> str | None:
-    from .plugins import get_registry
-
-    info = get_registry().plugins.get(resolved.entry.plugin)
-    return info.version if info else None
 
 
 def _write_aggregate(resolved, seed, card: TaskCard, kind: TaskKind, store, options, emit) -> None:
