@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mmbench.data import multi30k, muse, rcv, retrieval_sets, sib200, visual_bli, wordsim
+from mmbench.data import multi30k, multi30k_mini, muse, rcv, retrieval_sets, sib200, visual_bli, wordsim
 from mmbench.errors import DataError
 
 Counts = dict[str, Any]
@@ -169,6 +169,20 @@ CATALOG: tuple[CatalogEntry, ...] = (
         source="Elliott et al. 2016, Multi30K: Multilingual English-German Image Descriptions",
         obtain="https://github.com/multi30k/dataset (data/task1)",
         count=_count_multi30k(1),
+    ),
+    CatalogEntry(
+        name="multi30k-mini-v1",
+        description="NOT official Multi30k: 700/100/200 train/val/test split of the 1000 test-2016 photos "
+        "(ResNet-50 features, 5 en + 5 de captions, fr/cs translations)",
+        paths=("multi30k/features/test_2016_flickr-resnet50-avgpool.npy", "multi30k/task1/raw",
+               "multi30k/task1/image_splits", "multi30k/task2/raw", "multi30k/task2/image_splits"),
+        license=_MULTI30K_LICENSE,
+        source="mmbench protocol on Elliott et al. 2016 Multi30K test 2016 (split by sha256 of image name)",
+        obtain="https://github.com/multi30k/dataset (data/task1, data/task2, official test_2016 features)",
+        count=lambda root, cache_dir: {
+            split: {"images": len(rows)}
+            for split, rows in multi30k_mini.load_multi30k_mini(root, cache_dir=cache_dir).items()
+        },
     ),
     CatalogEntry(
         name="multi30k-task2",
