@@ -1,0 +1,165 @@
+"""Trainer throughput on an ImageVec-like workload, and how much of it the trainer itself costs.
+
+Workload: bag-of-words ``EmbeddingBag`` query encoder (vocab 100k, dim 300, mean of 12 tokens), image MLP
+1280 -> 300 -> 300, in-batch softmax over cosine, global batch 1000, Adam, gradient clipping at 2.0.
+Synthetic inputs with the shapes of real ones (the arithmetic does not depend on the values).
+
+Reported, all measured in this run on this machine: pairs/s from the median step time after 3 warm-up
+steps, best of interleaved repeats; every variant reads its loss back each step (the trainer logs every step).
+- ``trainer``: pairs/s through ``Trainer.fit`` (no checkpoints);
+- ``bare_fused``: a hand-written loop over the same module doing the same work (forward, backward, clip,
+  fused Adam step); ``trainer_over_bare`` = trainer / bare_fused is the trainer's own overhead;
+- ``bare_default``: the same loop with ``torch.optim.Adam``'s defaults (what a plugin would write by hand;
+  the trainer picks the fused kernel);
+- ``forward_backward``: forward + backward alone;
+- from torch.profiler over trainer steps: the share of time in the model's matrix products (mm, addmm,
+  embedding_bag and their backward kernels), and in each trainer phase (``mmbench.train.*`` ranges:
+  data, forward, backward, clip, optimizer); ``unattributed`` is the trainer's bookkeeping between them.
+
+usage: python benchmarks/bench_trainer.py [--steps 6] [--repeats 3] [--device cpu|cuda|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+
+import torch
+
+from mmbench.train import Objective, TrainConfig, Trainer, read_metrics, seed_everything
+from mmbench.train.losses import in_batch_softmax
+
+VOCAB, DIM, IMAGE_DIM, BATCH, TOKENS = 100_000, 300, 1280, 1000, 12
+MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::_embedding_bag", "aten::_embedding_bag_forward_only",
+              "aten::_embedding_bag_dense_backward", "aten::_embedding_bag_backward"}
+PHASES = ("data", "forward", "backward", "clip", "optimizer")
+
+
+class ImageVecLike(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.words = torch.nn.EmbeddingBag(VOCAB, DIM, mode="mean")
+        self.image = torch.nn.Sequential(torch.nn.Linear(IMAGE_DIM, DIM), torch.nn.ReLU(), torch.nn.Linear(DIM, DIM))
+
+
+def loss_fn(model: ImageVecLike, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    tokens, pixels = batch
+    return in_batch_softmax(model.words(tokens), model.image(pixels), temperature=0.05)
+
+
+def make_data(pairs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    ranks = torch.rand(pairs, TOKENS, generator=generator).pow(3) * VOCAB  # Zipf-like: frequent words dominate
+    return ranks.long().clamp(max=VOCAB - 1), torch.randn(pairs, IMAGE_DIM, generator=generator)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+WARMUP = 3  # steps before timing: Adam state allocation, allocator and kernel warm-up
+
+
+def bare_loop(device: torch.device, data, steps: int, optimizer: str) -> list[float]:
+    """Per-step seconds of the same module and loss in a hand-written loop; optimizer: none, default, fused."""
+    seed_everything(0)
+    model = ImageVecLike().to(device)
+    adam = torch.optim.Adam(model.parameters(), lr=1e-3, **({"fused": True} if optimizer == "fused" else {}))
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else torch.autocast("cpu", enabled=False))
+    order = torch.randperm(len(data[0]), generator=torch.Generator().manual_seed(0))
+    seconds = []
+    for step in range(WARMUP + steps):
+        _sync(device)
+        started = time.perf_counter()
+        rows = order[step * BATCH:(step + 1) * BATCH]
+        batch = (data[0][rows].to(device), data[1][rows].to(device))
+        model.zero_grad(set_to_none=True)
+        with autocast:
+            loss = loss_fn(model, batch)
+        loss.backward()
+        if optimizer != "none":
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)
+            adam.step()
+        float(loss.detach())  # the trainer reads its losses back too (every log_every steps)
+        _sync(device)
+        seconds.append(time.perf_counter() - started)
+    return seconds[WARMUP:]
+
+
+def trainer_loop(device: torch.device, data, steps: int) -> list[float]:
+    """Per-step seconds through Trainer.fit, from its metrics log (log_every=1: a sync per step, as above)."""
+    seed_everything(0)
+    config = TrainConfig(max_steps=WARMUP + steps, batch_size=BATCH, device=str(device), progress=False,
+                         log_every=1)
+    with tempfile.TemporaryDirectory() as run_dir:
+        Trainer(ImageVecLike(), Objective("nce", loss_fn), data, config, run_dir=run_dir).fit()
+        clock = [r["time"] for r in read_metrics(f"{run_dir}/metrics.jsonl")]
+    return [later - earlier for earlier, later in zip(clock[WARMUP - 1:], clock[WARMUP:])]
+
+
+def profile_shares(device: torch.device, data, steps: int) -> dict[str, float]:
+    seed_everything(0)
+    config = TrainConfig(max_steps=WARMUP + steps, batch_size=BATCH, device=str(device), progress=False,
+                         log_every=steps)
+    trainer = Trainer(ImageVecLike(), Objective("nce", loss_fn), data, config)
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    started = time.perf_counter()
+    with torch.profiler.profile(activities=activities) as profiler:
+        trainer.fit()
+    wall_us = (time.perf_counter() - started) * 1e6
+    events = profiler.key_averages()
+    use_cuda = device.type == "cuda"
+    kernel_total = sum(e.self_device_time_total if use_cuda else e.self_cpu_time_total for e in events)
+    matmul = sum(e.self_device_time_total if use_cuda else e.self_cpu_time_total
+                 for e in events if e.key in MATMUL_OPS or "gemm" in e.key.lower())
+    shares = {"matmul_share_of_op_time": matmul / kernel_total}
+    phase_total = 0.0
+    for phase in PHASES:
+        spent = sum(e.cpu_time_total for e in events if e.key == f"mmbench.train.{phase}")
+        shares[f"{phase}_share"] = spent / wall_us
+        phase_total += spent
+    shares["unattributed_share"] = 1 - phase_total / wall_us
+    return shares
+
+
+def bench(device: torch.device, steps: int, repeats: int) -> dict:
+    data = make_data(BATCH * (WARMUP + steps))
+    result: dict = {"device": str(device), "threads": torch.get_num_threads(), "batch": BATCH, "steps": steps}
+    # Interleaved repeats; each variant's step time is the median of its best repeat, so that a repeat
+    # slowed down by other processes on a shared machine does not decide the result.
+    runs: dict[str, list[float]] = {"forward_backward": [], "bare_default": [], "bare_fused": [], "trainer": []}
+    for _ in range(repeats):
+        runs["forward_backward"].append(statistics.median(bare_loop(device, data, steps, "none")))
+        runs["bare_default"].append(statistics.median(bare_loop(device, data, steps, "default")))
+        runs["bare_fused"].append(statistics.median(bare_loop(device, data, steps, "fused")))
+        runs["trainer"].append(statistics.median(trainer_loop(device, data, steps)))
+    for name, seconds in runs.items():
+        result[f"{name}_pairs_per_s"] = BATCH / min(seconds)
+    result["trainer_over_bare"] = result["trainer_pairs_per_s"] / result["bare_fused_pairs_per_s"]
+    result["trainer_overhead_ms_per_step"] = 1e3 * (min(runs["trainer"]) - min(runs["bare_fused"]))
+    result.update(profile_shares(device, data, steps))
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per run")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each variant")
+    parser.add_argument("--device", choices=["cpu", "cuda", "both"], default="both")
+    args = parser.parse_args()
+    devices = [torch.device("cpu")] if args.device in ("cpu", "both") else []
+    if args.device in ("cuda", "both") and torch.cuda.is_available():
+        devices.append(torch.device("cuda"))
+    for device in devices:
+        print(json.dumps(bench(device, args.steps, args.repeats)))
+
+
+if __name__ == "__main__":
+    main()
