@@ -107,24 +107,69 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
 
-def build_config(
-    config_cls: type, *layers: dict[str, Any], model_name: str = "model"
-) -> Any:
-    """Instantiate ``config_cls`` from its defaults updated by each layer in turn (later wins)."""
+def _nest(layer: dict[str, Any]) -> dict[str, Any]:
+    """``{"train.lr": 1}`` -> ``{"train": {"lr": 1}}``; TOML tables are already nested."""
+    nested: dict[str, Any] = {}
+    for key, value in layer.items():
+        *parents, leaf = key.split(".")
+        target = nested
+        for part in parents:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"config key {key!r}: {part!r} is a value, not a table")
+        target[leaf] = _merge(target[leaf], value) if isinstance(target.get(leaf), dict) and isinstance(value, dict) else value
+    return nested
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        merged[key] = _merge(merged[key], value) if isinstance(merged.get(key), dict) and isinstance(value, dict) else value
+    return merged
+
+
+def _instantiate(config_cls: type, values: dict[str, Any], prefix: str, model_name: str, base: Any = None) -> Any:
+    """Build ``config_cls`` (starting from ``base`` if given); nested dataclass fields take tables."""
+    types_by_name = _field_types(config_cls)
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    kwargs: dict[str, Any] = {}
+    for key, raw in values.items():
+        if key not in types_by_name:
+            known = ", ".join(prefix + name for name in types_by_name) or "none"
+            raise ConfigError(f"model {model_name!r} has no config key {prefix + key!r} (known: {known})")
+        annotation = types_by_name[key]
+        if dataclasses.is_dataclass(annotation):
+            if not isinstance(raw, dict):
+                raise ConfigError(f"config key {prefix + key!r}: expected a table of {annotation.__name__} fields")
+            current = getattr(base, key) if base is not None else _field_default(fields[key])
+            kwargs[key] = _instantiate(annotation, raw, f"{prefix}{key}.", model_name, current)
+        else:
+            kwargs[key] = _coerce(raw, annotation, prefix + key)
+    try:
+        return dataclasses.replace(base, **kwargs) if base is not None else config_cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model {model_name!r}: invalid config{' ' + prefix.rstrip('.') if prefix else ''}: {exc}") from None
+
+
+def _field_default(field: dataclasses.Field) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
+
+
+def build_config(config_cls: type, *layers: dict[str, Any], model_name: str = "model") -> Any:
+    """Instantiate ``config_cls`` from its defaults updated by each layer in turn (later wins).
+
+    Keys may be dotted (``train.lr``) or TOML tables to reach fields of nested dataclass configs.
+    """
     if not dataclasses.is_dataclass(config_cls):
         raise ConfigError(f"model {model_name!r} has no dataclass Config")
-    types_by_name = _field_types(config_cls)
-    values: dict[str, Any] = {}
+    merged: dict[str, Any] = {}
     for layer in layers:
-        for key, raw in layer.items():
-            if key not in types_by_name:
-                known = ", ".join(types_by_name) or "none"
-                raise ConfigError(f"model {model_name!r} has no config key {key!r} (known: {known})")
-            values[key] = _coerce(raw, types_by_name[key], key)
-    try:
-        return config_cls(**values)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"model {model_name!r}: invalid config: {exc}") from None
+        merged = _merge(merged, _nest(layer))
+    return _instantiate(config_cls, merged, "", model_name)
 
 
 def stable_hash(payload: Any, length: int = 12) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import hashlib
 from pathlib import Path
 from typing import Literal, Optional
@@ -11,6 +12,7 @@ import pytest
 
 from mmbench.config import build_config, parse_set_options, read_config_file, stable_hash
 from mmbench.errors import ConfigError, MMBenchError
+from mmbench.train import TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,3 +336,47 @@ def test_stable_hash_of_built_configs() -> None:
     assert stable_hash(one) != stable_hash(different)
     # Paths and other non-JSON values hash through str() rather than failing.
     assert stable_hash({"p": Path("a/b")}) == stable_hash({"p": "a/b"})
+
+
+# -- nested configs (a model config embedding the trainer's TrainConfig) ------------------------------
+@dataclass(frozen=True)
+class _Inner:
+    lr: float = 0.001
+    epochs: int = 10
+
+
+@dataclass(frozen=True)
+class _Outer:
+    dim: int = 100
+    train: _Inner = _Inner(lr=0.5)
+
+
+def test_nested_config_from_dotted_keys_keeps_the_parent_default():
+    config = build_config(_Outer, {"train.epochs": "3"})
+    assert config == _Outer(train=_Inner(lr=0.5, epochs=3))  # lr from the parent's default, not _Inner's
+
+
+def test_nested_config_layers_merge_tables_and_dotted_keys():
+    config = build_config(_Outer, {"train": {"lr": 0.1, "epochs": 2}}, {"train.epochs": "7", "dim": "300"})
+    assert config == _Outer(dim=300, train=_Inner(lr=0.1, epochs=7))
+
+
+def test_nested_config_errors_name_the_dotted_key():
+    with pytest.raises(ConfigError, match=r"'train\.nope'"):
+        build_config(_Outer, {"train.nope": "1"})
+    with pytest.raises(ConfigError, match=r"'train\.lr'"):
+        build_config(_Outer, {"train.lr": "fast"})
+    with pytest.raises(ConfigError, match="expected a table"):
+        build_config(_Outer, {"train": "5"})
+    with pytest.raises(ConfigError, match="is a value, not a table"):
+        build_config(_Outer, {"dim": "5", "dim.x": "1"})
+
+
+@dataclass(frozen=True)
+class _PluginConfig:
+    train: TrainConfig = TrainConfig(batch_size=1000)
+
+
+def test_real_train_config_nests():
+    config = build_config(_PluginConfig, {"train.lr": "0.01", "train.optimizer": "sgd"})
+    assert config.train.batch_size == 1000 and config.train.lr == 0.01 and config.train.optimizer == "sgd"
