@@ -152,7 +152,7 @@ def validate_command(
 def _run(models, tasks, suites, seeds, device, output_dir, data_dir, tasks_dir, set_options, config, overwrite,
          train: bool, checkpoint: Path | None = None) -> None:
     from .data.root import data_root
-    from .runner import RunOptions, resolve_device, resolve_model, run, select_cards
+    from .runner import RunOptions, is_main_process, resolve_device, resolve_model, run, select_cards
 
     registry = get_registry()
     cards = select_cards(registry, tasks or [], suites or [], tasks_dir or [])
@@ -176,6 +176,8 @@ def _run(models, tasks, suites, seeds, device, output_dir, data_dir, tasks_dir, 
                 progress.advance(bar)
 
         outcomes = run(registry, resolved, cards, options, on_event)
+    if not is_main_process():
+        return
     _summary(outcomes, output_dir)
     if any(o.status == "error" for o in outcomes):
         raise typer.Exit(1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import math
+import os
 import platform
 import subprocess
 import time
@@ -155,6 +156,11 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def is_main_process() -> bool:
+    """Rank 0 under torchrun (read from the environment, so no torch import is needed)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 # -- running --------------------------------------------------------------------------------------
 @dataclass
 class Outcome:
@@ -257,6 +263,8 @@ def _run_pending(resolved, seed, pending, store, options, emit, on_event) -> Non
             emit(Outcome(resolved.display_name, seed, unit.card.name, unit.subset.name, "error",
                          unit.card.main_score, message=f"preparing model: {message}", traceback=tb))
         return
+    if not is_main_process():
+        return  # under torchrun every rank trains; only rank 0 scores and writes records
     eval_ctx = EvalContext(data_dir=options.data_dir, seed=seed, device=options.device)
     for unit in pending:
         on_event("start", unit)

@@ -212,3 +212,35 @@ def test_eval_and_leaderboard(plugin_env, shared_data, tmp_path):
     assert board.returncode == 0, board.stderr
     page = (tmp_path / "lb" / "wordsim-en.md").read_text()
     assert "vectors:tiny.vec" in page and "Coverage" in page
+
+
+def test_only_rank_zero_scores_and_writes(plugin_env, shared_data, tmp_path):
+    """Under torchrun every rank prepares (trains) the model; only rank 0 evaluates and writes."""
+    args = base_args(shared_data, tmp_path, "--model", "charhash", "--task", "rg65-xling")
+    worker = run_cli(args, env={**plugin_env, "RANK": "1", "WORLD_SIZE": "2"})
+    assert worker.returncode == 0, worker.stderr
+    assert records_in(tmp_path) == {} and worker.stdout.strip() == ""
+    assert len(list((tmp_path / ".runs").rglob("prepared.txt"))) == 1  # it did prepare
+    main = run_cli(args, env={**plugin_env, "RANK": "0", "WORLD_SIZE": "2"})
+    assert main.returncode == 0 and len(records_in(tmp_path)) == 7
+
+
+def test_debug_flag_shows_the_traceback(plugin_env, tmp_path):
+    plain = run_cli(["run", "--model", "no-such-model", "--task", "rg65-xling", "-o", tmp_path], env=plugin_env)
+    debug = run_cli(["--debug", "run", "--model", "no-such-model", "--task", "rg65-xling", "-o", tmp_path],
+                    env=plugin_env)
+    assert plain.returncode == debug.returncode == 1
+    assert "Traceback" not in plain.stderr and "Traceback" in debug.stderr
+
+
+def test_config_file_and_set_reach_the_record(plugin_env, shared_data, tmp_path):
+    config = tmp_path / "charhash.toml"
+    config.write_text("dim = 32\n")
+    result = run_cli(base_args(shared_data, tmp_path / "res", "--model", "charhash", "--task", "rg65-xling",
+                               "--config", config), env=plugin_env)
+    assert result.returncode == 0, result.stderr
+    assert {r["config"]["dim"] for r in records_in(tmp_path / "res").values()} == {32}
+    result = run_cli(base_args(shared_data, tmp_path / "res", "--model", "charhash", "--task", "rg65-xling",
+                               "--config", config, "--set", "dim=48"), env=plugin_env)
+    dims = sorted({(r["config"]["dim"], r["config_hash"]) for r in records_in(tmp_path / "res").values()})
+    assert [d for d, _ in dims] == [32, 48] and dims[0][1] != dims[1][1]  # --set wins; a new config is a new model
