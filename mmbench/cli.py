@@ -8,7 +8,6 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -378,15 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     _add_plugin_commands()
     command = typer.main.get_command(app)
     try:
-        result = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="mmbench", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err.print("Aborted.")
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        # Standalone mode: click reports its own usage errors (exit 2) and raises SystemExit.
+        command.main(args=argv if argv is not None else sys.argv[1:], prog_name="mmbench", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except MMBenchError as exc:
         if _state["debug"]:
             traceback.print_exc()
@@ -402,5 +396,4 @@ def main(argv: list[str] | None = None) -> int:
         else:
             err.print(f"[red]Internal error:[/] {type(exc).__name__}: {escape(str(exc).splitlines()[0] if str(exc) else '')} (rerun with --debug)")
         return 1
-    return result if isinstance(result, int) else 0
-
+    return 0

@@ -244,3 +244,10 @@ def test_config_file_and_set_reach_the_record(plugin_env, shared_data, tmp_path)
                                "--config", config, "--set", "dim=48"), env=plugin_env)
     dims = sorted({(r["config"]["dim"], r["config_hash"]) for r in records_in(tmp_path / "res").values()})
     assert [d for d, _ in dims] == [32, 48] and dims[0][1] != dims[1][1]  # --set wins; a new config is a new model
+
+
+def test_usage_errors_are_reported_by_the_cli_not_as_internal_errors(plugin_env):
+    result = run_cli(["run", "--task", "rg65-xling"], env=plugin_env)
+    assert result.returncode == 2
+    assert "Missing option" in result.stderr and "--model" in result.stderr
+    assert "Internal error" not in result.stderr and "Traceback" not in result.stderr
