@@ -74,11 +74,14 @@ def list_things(
     if what in ("all", "tasks"):
         cards, errors = discover_cards(tasks_dir or [])
         table = Table(title="Tasks")
-        for column in ("name", "kind", "suites", "subsets", "main score", "protocol", "license"):
-            table.add_column(column)
-        for name, card in sorted(cards.items()):
-            table.add_row(escape(name), card.kind, ", ".join(card.suites), str(len(card.subsets)),
-                          card.main_score, escape(card.protocol), escape(card.license))
+        rows = [(name, card.kind, ", ".join(card.suites), str(len(card.subsets)), card.main_score, card.protocol)
+                for name, card in sorted(cards.items())]
+        headers = ("name", "kind", "suites", "subsets", "main score")
+        for i, column in enumerate(headers):  # fixed columns keep their width; only the protocol shrinks
+            table.add_column(column, no_wrap=True, min_width=max([len(column)] + [len(r[i]) for r in rows]))
+        table.add_column("protocol", overflow="ellipsis", no_wrap=True)
+        for row in rows:
+            table.add_row(*map(escape, row))
         out.print(table)
         for line in errors:
             err.print(f"[yellow]invalid card skipped:[/] {escape(line)}")

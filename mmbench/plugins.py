@@ -27,6 +27,8 @@ TRACE_ENV = "MMBENCH_TRACE_HOOKS"
 DEFAULT_PLUGINS = (
     "mmbench.kinds.word_similarity",
     "mmbench.kinds.retrieval",
+    "mmbench.kinds.bli",
+    "mmbench.kinds.classification",
 )
 
 

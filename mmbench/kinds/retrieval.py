@@ -1,53 +1,65 @@
 """Image<->text retrieval (VSE++ convention: R@1/5/10, median and mean rank, rsum).
 
-Image sources: ``emoji`` (the embedded default: each test concept's image in one drawing style, its
-CLDR name in the subset's language as its one caption). Further sources (Multi30k, COCO, VSE++ layouts)
-plug in through ``SOURCES``.
+The card param ``source`` says where images and captions come from (``emoji``, ``multi30k-mini``,
+``multi30k``, ``precomputed``, ``coco``; see :mod:`mmbench.kinds.retrieval_sources`). Captions
+``k*i .. k*i+k-1`` describe image ``i``; image->text ranks an image by its best caption. Common params:
+``ties`` (``pessimistic``: a wrong item tied with the right one ranks first) and ``similarity``
+(``cosine``, ``dot``, ``order``). With the COCO ``1k`` protocol every score is the mean over five
+contiguous folds of 1000 images (VSE++ ``fold5``). Score details record the protocol actually applied.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
 from ..cards import Subset, TaskCard
-from ..errors import DataError
+from ..errors import MMBenchError
 from ..hookspecs import hookimpl
 from ..models import Capability, Model
 from . import EvalContext, Score, TaskKind, check_params
+from .retrieval_sources import (
+    COMMON_PARAMS,
+    EMOJI_FEATURE_SOURCE,
+    SOURCES,
+    RetrievalData,
+    emoji_pairs,
+    load_retrieval_data,
+    merged_params,
+)
 
-EMOJI_FEATURE_SOURCE = "emoji/efficientnet-lite0"
-PARAMS = {"source": ("emoji",), "style": ("noto", "emojione", "symbola"), "ties": ("pessimistic", "optimistic")}
+__all__ = ["EMOJI_FEATURE_SOURCE", "Retrieval", "emoji_pairs", "load_retrieval_data", "score_retrieval"]
 
-
-def emoji_pairs(language: str, split: str, style: str) -> tuple[np.ndarray, list[str], int]:
-    """Features of the ``style`` image of every ``split`` concept named in ``language``, and the names.
-
-    Returns (features, names, n_concepts_in_split) with one caption per image, sorted by concept id.
-    """
-    from ..data.emoji import load_emoji
-    from ..data.io import column_array
-
-    emoji = load_emoji()
-    splits = column_array(emoji.images, "split")
-    styles = column_array(emoji.images, "style")
-    rows = np.flatnonzero((splits == split) & (styles == style))
-    if rows.size == 0:
-        raise DataError(f"emoji: no {style} images in split {split!r}")
-    concepts = column_array(emoji.images, "concept")[rows]
-    text_rows = np.flatnonzero(column_array(emoji.texts, "language") == language)
-    if text_rows.size == 0:
-        raise DataError(f"emoji: no names in language {language!r} (see `mmbench data info emoji`)")
-    name_of = dict(zip(column_array(emoji.texts, "concept")[text_rows], column_array(emoji.texts, "name")[text_rows]))
-    order = sorted((c, r) for c, r in zip(concepts, rows) if c in name_of)
-    feature_matrix = emoji.features_matrix()
-    features = feature_matrix[[r for _, r in order]]
-    names = [name_of[c] for c, _ in order]
-    return features, names, int(rows.size)
+FOLD_AVERAGING = "each score is the mean over 5 contiguous folds of 1000 images (VSE++ fold5); rsum: mean fold rsum"
 
 
-SOURCES: dict[str, Callable[..., tuple[np.ndarray, list[str], int]]] = {"emoji": emoji_pairs}
+def _as_embeddings(array: Any, rows: int, what: str, model: Model, device: str) -> Any:
+    """The model's output as a 2-D float array with one row per input (a tensor on ``device`` for CUDA)."""
+    values = np.asarray(array)
+    if values.ndim != 2 or values.shape[0] != rows:
+        raise MMBenchError(f"model {model.name!r} returned shape {values.shape} for {rows} {what}, not ({rows}, d)")
+    if not values.flags.writeable:  # e.g. a zero-copy view of the features; torch wants writable memory
+        values = values.copy()
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.as_tensor(values, device=device)
+    return values
+
+
+def score_retrieval(images: Any, captions: Any, data: RetrievalData, *, ties: str, similarity: str) -> dict[str, float]:
+    """The kind's scores for embeddings of ``data`` (fold-averaged when ``data.folds`` > 1)."""
+    from ..metrics.retrieval import coco_1k_scores, retrieval_scores
+
+    kwargs = {"captions_per_image": data.captions_per_image, "ties": ties, "similarity": similarity}
+    if data.folds == 5:
+        scores = coco_1k_scores(images, captions, **kwargs)
+    elif data.folds == 1:
+        scores = retrieval_scores(images, captions, **kwargs)
+    else:  # pragma: no cover - sources only produce 1 or 5
+        raise MMBenchError(f"unsupported fold count {data.folds}")
+    return {name: float(value) for name, value in scores.items()}
 
 
 class Retrieval(TaskKind):
@@ -62,29 +74,43 @@ class Retrieval(TaskKind):
     needs_files = False
 
     def validate(self, card: TaskCard) -> list[str]:
-        problems = check_params(card.params, PARAMS)
-        if card.params.get("source", "emoji") == "emoji":
-            for subset in card.subsets:
-                if len(subset.languages) != 1:
-                    problems.append(f"subsets.{subset.name}.languages: give exactly one caption language")
-        return problems
+        problems: list[str] = []
+        for subset in card.subsets:
+            params = merged_params(card, subset)
+            source = SOURCES.get(params["source"])
+            where = "params" if "source" not in subset.params else f"subsets.{subset.name}.params"
+            if source is None:
+                problems.append(f"{where}.source: {params['source']!r} is not one of {', '.join(map(repr, SOURCES))}")
+                continue
+            allowed = {**COMMON_PARAMS, **source.params}
+            problems += check_params(card.params, allowed)
+            problems += check_params(subset.params, allowed, f"subsets.{subset.name}.params")
+            problems += source.check(subset, params)
+        return list(dict.fromkeys(problems))  # card-level problems repeat once per subset
 
     def evaluate(self, model: Model, card: TaskCard, subset: Subset, ctx: EvalContext) -> Score:
-        from ..metrics.retrieval import retrieval_scores
-
-        params = {"source": "emoji", "style": "noto", "ties": "pessimistic", **card.params, **subset.params}
-        language = subset.languages[0]
-        features, captions, n_total = SOURCES[params["source"]](language, subset.split, params["style"])
-        image_emb = model.embed_images(features, source=EMOJI_FEATURE_SOURCE)
-        caption_emb = model.embed_texts(captions, language)
-        scores = retrieval_scores(image_emb, caption_emb, captions_per_image=1, ties=params["ties"])
-        details = {"ties": params["ties"], "style": params["style"], "captions_per_image": 1}
-        return Score(
-            scores={k: float(v) for k, v in scores.items()},
-            n_items=len(captions),
-            coverage=len(captions) / n_total,
-            details=details,
-        )
+        params = merged_params(card, subset)
+        data = load_retrieval_data(card, subset, ctx.data_dir)
+        n_captions = len(data.captions)
+        image_emb = _as_embeddings(model.embed_images(data.features, source=data.feature_source),
+                                   data.n_images, "images", model, ctx.device)
+        caption_emb = _as_embeddings(model.embed_texts(data.captions, data.language),
+                                     n_captions, "captions", model, ctx.device)
+        scores = score_retrieval(image_emb, caption_emb, data, ties=params["ties"], similarity=params["similarity"])
+        details = {
+            "source": params["source"],
+            "feature_source": data.feature_source,
+            "split": subset.split,
+            "captions_per_image": data.captions_per_image,
+            "n_images": data.n_images,
+            "n_captions": n_captions,
+            "ties": params["ties"],
+            "similarity": params["similarity"],
+            **data.details,
+        }
+        if data.folds > 1:
+            details.update(folds=data.folds, fold_images=data.n_images // data.folds, fold_averaging=FOLD_AVERAGING)
+        return Score(scores=scores, n_items=data.n_images, coverage=data.n_images / data.n_total, details=details)
 
 
 @hookimpl

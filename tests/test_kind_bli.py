@@ -1,0 +1,297 @@
+"""BLI task kind on the real MUSE en-de / de-en test dictionaries, checked against a brute-force NumPy reference.
+
+The vectors file gives every connected group of dictionary words (words linked by translation pairs) a
+shared random direction plus per-word noise, adds many random distractor words and a few "hub" words
+near the centre of all groups (which fool nearest-neighbour retrieval, not CSLS), leaves some
+dictionary words out and writes some German words capitalised. The test recomputes coverage and the
+ranks of the gold translations over the full vocabularies with plain NumPy and compares them with the
+records the runner writes for the packaged ``muse-bli`` (CSLS) and ``muse-bli-nn`` cards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mmbench_plugins.vectors import VectorsConfig, WordVectors
+
+import mmbench
+import mmbench.kinds.bli as bli_module
+from mmbench import plugins
+from mmbench.cards import load_card
+from mmbench.cli import main
+from mmbench.errors import CardError
+from mmbench.kinds import EvalContext
+from mmbench.models import Incompatible
+from mmbench.runner import (
+    RunOptions,
+    resolve_model,
+    run,
+    select_cards,
+    validate_against_kind,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CARDS = ("muse-bli", "muse-bli-nn")
+DIM = 48
+N_DISTRACTORS = 1500
+N_HUBS = 40
+COMMON, NOISE, HUB_NOISE = 1.2, 1.0, 0.2
+
+
+def registry():
+    """Registry with the bli kind (added explicitly until it is one of the core plugins)."""
+    extra = () if bli_module.__name__ in plugins.DEFAULT_PLUGINS else (bli_module,)
+    return plugins.load_plugins(extra_modules=extra)[1]
+
+
+def read_dictionary(path: Path) -> list[tuple[str, str]]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [tuple(line.split()) for line in handle if line.strip()]
+
+
+@dataclasses.dataclass
+class Synthetic:
+    vectors: dict[tuple[str, str], np.ndarray]  # (language, word as the dictionary spells it) -> float64 vector
+    spelling: dict[tuple[str, str], str]  # how the file writes each word that is present
+    order: list[tuple[str, str]]  # file order of the present words
+    path: Path
+
+
+def make_vectors(pairs: list[tuple[str, str]], directory: Path) -> Synthetic:
+    """en/de vectors for one dictionary: shared group directions + noise, distractors, hubs, gaps."""
+    rng = np.random.default_rng(11)
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def find(node):
+        while parent.setdefault(node, node) != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for source, target in pairs:
+        parent[find(("en", source))] = find(("de", target))
+    groups = sorted({find(node) for node in list(parent)})
+    direction = {group: rng.standard_normal(DIM) for group in groups}
+    common = rng.standard_normal(DIM)  # shared by every dictionary word: what makes hubs possible
+    vectors = {}
+    for node in sorted(parent):
+        vectors[node] = direction[find(node)] + COMMON * common + NOISE * rng.standard_normal(DIM)
+    for i in range(N_HUBS):
+        # Close to the common component: a hub is every query's fairly near neighbour.
+        vectors[("de", f"hub{i}")] = common + HUB_NOISE * rng.standard_normal(DIM)
+    for language in ("en", "de"):
+        for i in range(N_DISTRACTORS):
+            vectors[(language, f"zz{language}{i}")] = rng.standard_normal(DIM) * 1.2
+    # Round to values that float32 and the text file represent exactly.
+    vectors = {k: np.round(v * 4096) / 4096 for k, v in vectors.items()}
+    spelling = {}
+    for index, (language, word) in enumerate(sorted(vectors)):
+        if not word.startswith(("zz", "hub")) and index % 11 == 3:
+            continue  # out of vocabulary
+        written = word.capitalize() if language == "de" and index % 7 == 2 else word
+        spelling[(language, word)] = written
+    order = list(spelling)
+    rng.shuffle(order)
+    lines = [f"{len(order)} {DIM}"]
+    lines += [f"{lang}:{spelling[(lang, w)]} " + " ".join(map(repr, vectors[(lang, w)].tolist())) for lang, w in order]
+    path = directory / "en-de.vec"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return Synthetic(vectors, spelling, order, path)
+
+
+def reference_bli(data: Synthetic, pairs, src: str, tgt: str, method: str, case: str, max_vocab=None, k=10):
+    """Brute-force float64 BLI over the full vocabularies (independent of mmbench.metrics)."""
+    by_language = {lang: [(w, data.spelling[(l, w)]) for l, w in data.order if l == lang] for lang in (src, tgt)}
+    if max_vocab is not None:
+        by_language = {lang: words[:max_vocab] for lang, words in by_language.items()}
+
+    def row_of(lang):
+        written = {spelled: i for i, (_, spelled) in enumerate(by_language[lang])}
+        rows = {}
+        for word in {p[0] if lang == src else p[1] for p in pairs}:
+            for variant in ([word] if case == "exact" else [word, word.capitalize()]):
+                if variant in written:
+                    rows[word] = written[variant]
+                    break
+        return rows
+
+    def unit(lang):
+        m = np.array([data.vectors[(lang, w)] for w, _ in by_language[lang]])
+        return m / np.linalg.norm(m, axis=1, keepdims=True)
+
+    source_rows, target_rows = row_of(src), row_of(tgt)
+    gold: dict[int, set[int]] = {}
+    for s, t in pairs:
+        if s in source_rows and t in target_rows:
+            gold.setdefault(source_rows[s], set()).add(target_rows[t])
+    S, T = unit(src), unit(tgt)
+    queries = sorted(gold)
+    sims = S[queries] @ T.T
+    if method == "csls":
+        r_t = np.partition(sims, -k, axis=1)[:, -k:].mean(axis=1)
+        r_s = np.partition(T @ S.T, -k, axis=1)[:, -k:].mean(axis=1)
+        sims = 2 * sims - r_t[:, None] - r_s[None, :]
+    ranks, near_ties = [], 0
+    for row, q in enumerate(queries):
+        golds = sorted(gold[q])
+        best = sims[row, golds].max()
+        wrong = np.delete(sims[row], golds)
+        ranks.append(int((wrong >= best).sum()))  # ties count against the query (pessimistic)
+        near_ties += bool((np.abs(wrong - best) < 1e-6).any())
+    ranks = np.array(ranks)
+    return {
+        "p1": 100 * np.mean(ranks < 1), "p5": 100 * np.mean(ranks < 5), "p10": 100 * np.mean(ranks < 10),
+        "mrr": float(np.mean(1 / (ranks + 1))), "n_queries": len(queries),
+        "n_source_total": len({s for s, _ in pairs}), "near_ties": near_ties,
+        "source_vocab": len(by_language[src]), "target_vocab": len(by_language[tgt]),
+    }
+
+
+@pytest.fixture(scope="module")
+def dictionaries(shared_data: Path) -> dict[str, list[tuple[str, str]]]:
+    return {name: read_dictionary(shared_data / f"muse/dictionaries/{name}.5000-6500.txt.gz")
+            for name in ("en-de", "de-en")}
+
+
+@pytest.fixture(scope="module")
+def synthetic(dictionaries, tmp_path_factory) -> Synthetic:
+    return make_vectors(dictionaries["en-de"] + [(t, s) for s, t in dictionaries["de-en"]],
+                        tmp_path_factory.mktemp("bli-vectors"))
+
+
+@pytest.fixture(scope="module")
+def records(synthetic: Synthetic, shared_data: Path, tmp_path_factory) -> dict[tuple[str, str], dict]:
+    """Both packaged cards run through the harness with the synthetic en/de vectors file."""
+    reg = registry()
+    cards = select_cards(reg, list(CARDS), [])
+    results = tmp_path_factory.mktemp("bli-results")
+    outcomes = run(reg, [resolve_model(reg, f"vectors:{synthetic.path}")], cards,
+                   RunOptions(results_dir=results, data_dir=shared_data))
+    by_status: dict[str, set] = {}
+    for outcome in outcomes:
+        by_status.setdefault(outcome.status, set()).add((outcome.task, outcome.subset))
+    # Only en<->de can be scored; every other pair is a skip (no vocabulary), never an error.
+    assert by_status.get("done") == {(c, s) for c in CARDS for s in ("en-de", "de-en")}, by_status
+    assert len(by_status["skipped"]) == 2 * 10 and "error" not in by_status
+    return {(o.task, o.subset): json.loads(o.path.read_text()) for o in outcomes if o.status == "done"}
+
+
+def test_synthetic_premise(synthetic: Synthetic) -> None:
+    capitalised = [k for k, v in synthetic.spelling.items() if v != k[1]]
+    assert len(capitalised) > 200
+    assert len(synthetic.spelling) < len(synthetic.vectors)
+
+
+@pytest.mark.parametrize("card", CARDS)
+@pytest.mark.parametrize("pair", ["en-de", "de-en"])
+def test_records_match_brute_force_reference(records, synthetic, dictionaries, card: str, pair: str) -> None:
+    record = records[(card, pair)]
+    method = "csls" if card == "muse-bli" else "nn"
+    src, tgt = pair.split("-")
+    expected = reference_bli(synthetic, dictionaries[pair], src, tgt, method, "fallback")
+    details = record["details"]
+    assert record["main_score_name"] == "p1" and record["languages"] == [src, tgt]
+    assert record["protocol"] == load_card(REPO / f"tasks/{card}.toml").protocol
+    assert details["method"] == method and details["case_policy"] == "fallback" and details["max_vocab"] == 200000
+    assert details["csls_k"] == (10 if method == "csls" else None)
+    assert details["n_queries"] == expected["n_queries"]
+    assert details["n_source_total"] == expected["n_source_total"] == record["n_items"] == 1500
+    assert details["source_vocab_size"] == expected["source_vocab"]
+    assert details["target_vocab_size"] == expected["target_vocab"]
+    assert record["coverage"] == pytest.approx(expected["n_queries"] / 1500, abs=1e-15)
+    # Float32 (mmbench) and float64 (here) can only disagree on queries with a near-tie.
+    slack = 100 * expected["near_ties"] / expected["n_queries"]
+    for key in ("p1", "p5", "p10"):
+        assert record["scores"][key] == pytest.approx(expected[key], abs=slack + 1e-9), key
+    mrr_slack = expected["near_ties"] / expected["n_queries"] + 1e-6
+    assert record["scores"]["mrr"] == pytest.approx(expected["mrr"], abs=mrr_slack)
+    assert 20 < record["scores"]["p1"] < 99  # real signal, not a trivial task
+
+
+def test_csls_beats_nn_when_hubs_are_present(records) -> None:
+    for pair in ("en-de", "de-en"):
+        csls, nn = records[("muse-bli", pair)]["scores"], records[("muse-bli-nn", pair)]["scores"]
+        assert csls["p1"] > nn["p1"] + 5
+
+
+def test_exact_case_and_max_vocab(synthetic, dictionaries, shared_data: Path) -> None:
+    model = WordVectors(VectorsConfig(), str(synthetic.path))
+    model.prepare(mmbench.RunContext())
+    card = load_card(REPO / "tasks/muse-bli-nn.toml")
+    subset = next(s for s in card.subsets if s.name == "en-de")
+    kind = bli_module.BilingualLexiconInduction()
+    ctx = EvalContext(data_dir=shared_data)
+    tuned = dataclasses.replace(card, params={**card.params, "case": "exact", "max_vocab": 2000})
+    score = kind.evaluate(model, tuned, subset, ctx)
+    expected = reference_bli(synthetic, dictionaries["en-de"], "en", "de", "nn", "exact", max_vocab=2000)
+    fallback = reference_bli(synthetic, dictionaries["en-de"], "en", "de", "nn", "fallback", max_vocab=2000)
+    assert expected["n_queries"] < fallback["n_queries"]  # capitalised German words need the fallback
+    assert score.details["n_queries"] == expected["n_queries"]
+    assert score.details["target_vocab_size"] == score.details["source_vocab_size"] == 2000
+    assert score.coverage == pytest.approx(expected["n_queries"] / 1500, abs=1e-15)
+    slack = 100 * expected["near_ties"] / expected["n_queries"] + 1e-9
+    assert score.scores["p1"] == pytest.approx(expected["p1"], abs=slack)
+    assert score.scores["p10"] == pytest.approx(expected["p10"], abs=slack)
+
+
+def test_unknown_language_is_incompatible(synthetic, shared_data: Path) -> None:
+    model = WordVectors(VectorsConfig(), str(synthetic.path))
+    model.prepare(mmbench.RunContext())
+    card = load_card(REPO / "tasks/muse-bli.toml")
+    subset = next(s for s in card.subsets if s.name == "en-fr")
+    with pytest.raises(Incompatible, match="'fr'"):
+        bli_module.BilingualLexiconInduction().evaluate(model, card, subset, EvalContext(data_dir=shared_data))
+
+
+def test_cards_validate_and_bad_params_are_reported() -> None:
+    reg = registry()
+    for name in CARDS:
+        card = load_card(REPO / f"tasks/{name}.toml")
+        validate_against_kind(reg, card)
+        assert len(card.subsets) == 12 and card.main_score == "p1" and "seeds" in card.suites
+    protocols = {load_card(REPO / f"tasks/{name}.toml").protocol for name in CARDS}
+    assert len(protocols) == 2  # NN and CSLS records can never be confused
+    card = load_card(REPO / "tasks/muse-bli.toml")
+    kind = bli_module.BilingualLexiconInduction()
+    bad = dataclasses.replace(card, params={"method": "cosine", "csls_k": 0, "max_vocab": True})
+    problems = kind.validate(bad)
+    assert any(p.startswith("params.method: 'cosine' is not one of") for p in problems)
+    assert "params.csls_k: expected a positive integer, got 0" in problems
+    assert "params.max_vocab: expected a positive integer, got True" in problems
+    one = dataclasses.replace(card.subsets[0], languages=("en",), files=(), params={"method": "nn"})
+    problems = kind.validate(dataclasses.replace(card, subsets=[one]))
+    assert "subsets.en-de.params.method: set it on the card (it defines the protocol)" in problems
+    assert "subsets.en-de.languages: give the pair [source, target]" in problems
+    assert "subsets.en-de.files: a bli subset needs its dictionary file(s)" in problems
+    with pytest.raises(CardError, match="params.method"):
+        validate_against_kind(reg, bad)
+
+
+def test_query_construction() -> None:
+    rows = bli_module.resolve_rows(["paris", "hund", "emu"], {"paris": 0, "Hund": 1}, "fallback")
+    assert rows == {"paris": 0, "hund": 1}
+    assert bli_module.resolve_rows(["hund"], {"Hund": 1}, "exact") == {}
+    queries, total = bli_module.bli_queries(
+        ["a", "a", "b", "c", "c"], ["x", "y", "x", "z", "w"], {"a": 0, "b": 1, "c": 2}, {"x": 5, "y": 6}
+    )
+    assert queries == {0: {5, 6}, 1: {5}} and total == 3  # c has no in-vocabulary translation
+
+
+def test_cli_validate(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    if bli_module.__name__ not in plugins.DEFAULT_PLUGINS:  # as it will be once the kind is a core plugin
+        monkeypatch.setattr(plugins, "DEFAULT_PLUGINS", (*plugins.DEFAULT_PLUGINS, bli_module.__name__))
+    monkeypatch.setattr(plugins, "_CACHED", None)
+    paths = [str(REPO / f"tasks/{name}.toml") for name in ("muse-bli", "muse-bli-nn")]
+    assert main(["validate", *paths]) == 0
+    assert "2 card(s) checked, 0 problem(s)" in capsys.readouterr().out
+    broken = tmp_path / "broken.toml"
+    text = Path(paths[0]).read_text(encoding="utf-8")
+    broken.write_text(text.replace('method = "csls"', 'method = "cosine"'), encoding="utf-8")
+    assert main(["validate", str(broken)]) == 1
+    captured = capsys.readouterr()
+    assert "1 problem(s)" in captured.out and "params.method" in captured.err
