@@ -28,7 +28,7 @@ data_app = typer.Typer(help="Benchmark data: what is known, where it is, checksu
 app.add_typer(data_app, name="data")
 
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error is one line, however long
 _state = {"debug": bool(os.environ.get("MMBENCH_DEBUG"))}
 
 ModelOpt = Annotated[list[str], typer.Option("--model", "-m", help="Model name, variant or NAME:ARG (e.g. vectors:PATH); repeatable.")]

@@ -1,0 +1,373 @@
+"""``imagevec`` — multilingual word embeddings from image-text pairs (Singhal et al. 2019, arXiv 1905.12260).
+
+A query (here an emoji's CLDR name or keyword) is the mean of the embeddings of its language-tagged tokens
+(``en:back en:pain``); an image is ``ReLU(U·ReLU(V·f + b1) + b2)`` over its CNN features ``f``. Training
+makes each query's cosine similarity to its own image win a softmax over every image in the batch, so
+words of any language that name the same pictures end up close: no bilingual data is used.
+
+Variants: ``imagevec`` (100-d), ``imagevec-300d``, ``imagevec-cooc`` (a free vector per training image
+instead of its pixels: only co-occurrence), ``imagevec-cooc-multi`` (co-occurrence on images with queries
+in >= 2 languages) and ``imagevec-unaware`` (no language tags: one embedding per surface form).
+
+Vocabulary: tokens seen in >= ``min_count`` distinct training queries (default 1: every training token,
+which the word-similarity sets need); with ``min_count`` > 1 rarer tokens share ``oov_buckets`` hashed rows
+so training still sees every query whole. At evaluation ``embed_words`` reports only vocabulary words as
+found (a bucket is a blend of unrelated rare words, not a word's vector), while ``embed_texts`` hashes
+unknown tokens as training did (``text_oov="bucket"``) or drops them (``"drop"``; an all-unknown text
+then embeds as zeros). With ``min_count=1`` no training token is hashed and the buckets keep their random
+start: unknown words get distinct but uninformative vectors (emoji val rsum 187 vs 178 for dropping them,
+as an all-zero text ties with every image).
+
+Training writes ``<work_dir>/train/``: the trainer's checkpoints (safetensors weights) and metrics, and
+``imagevec.json`` (vocabulary and shapes), which is all ``mmbench eval`` needs besides the weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import mmbench
+from mmbench.errors import DataError, MMBenchError
+from mmbench.train import Objective, TrainConfig, Trainer, encode, seed_everything
+from mmbench.train.checkpoint import load_checkpoint, load_model_weights, load_named, write_json_atomic
+from mmbench.train.distributed import gather_with_offset, is_main_process
+from mmbench.train.errors import CheckpointError
+from mmbench.train.losses import in_batch_softmax
+from mmbench_plugins.cnn_mean import tokenize
+from mmbench_plugins.imagevec_data import TrainingPairs, build_pairs
+
+STATE_FORMAT = "mmbench-imagevec"
+STATE_VERSION = 1
+STATE_FILE = "imagevec.json"  # next to the trainer's checkpoints/ in <work_dir>/train/
+
+
+@dataclass(frozen=True)
+class ImageVecConfig:
+    dim: int = 100  # embedding size n (100 or 300 in the paper)
+    hidden: int = 200  # image MLP hidden size m
+    image_encoder: Literal["features", "cooc"] = "features"  # cooc: a free vector per training image
+    language_tags: bool = True  # False: "imagevec-unaware", identical spellings share one embedding
+    languages: tuple[str, ...] = ()  # training languages; empty: all
+    min_image_languages: int = 1  # keep images with queries in >= this many languages (2: multilingual)
+    min_count: int = 1  # vocabulary: tokens in >= this many distinct training queries
+    oov_buckets: int = 10_000  # hashed rows shared by rarer tokens (paper: 1,000,000); 0: none
+    text_oov: Literal["bucket", "drop"] = "bucket"  # unknown tokens in embed_texts: hashed, or dropped
+    temperature: float = 0.1  # softmax over cosine / temperature (1.0: raw cosine)
+    symmetric: bool = False  # also an image->query softmax (the paper: query->image only)
+    init_std: float = 0.1  # word embeddings start N(0, init_std^2)
+    train_data: Literal["emoji"] = "emoji"  # see imagevec_data.SOURCES
+    # Chosen on the emoji val split (mean rsum over 9 languages, 190 with these): lr 0.01 (0.03: -3, 0.1: -4),
+    # temperature 0.1 (0.05: -9, 0.2: -3.5, 1.0: about -40), query->image only (symmetric: -40), one epoch
+    # (two: -8), no clipping (Adam ignores the gradient's scale; a 25M-row gradient norm costs 8 ms a step).
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, batch_size=1000, lr=0.01,
+                                                                   grad_clip=None))
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "hidden", "min_count", "min_image_languages"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.oov_buckets < 0 or not self.temperature > 0 or not self.init_std > 0:
+            raise ValueError("oov_buckets must be >= 0, temperature and init_std > 0")
+
+
+def token_key(language: str, word: str, *, tagged: bool) -> str:
+    """``en:back`` (language-tagged) or ``back`` (the unaware variant: one key per spelling)."""
+    return f"{language}:{word}" if tagged else word
+
+
+class Vocabulary:
+    """Token keys (``lang:word``, or ``word`` untagged) -> rows; unknown keys hash into bucket rows."""
+
+    def __init__(self, keys: Sequence[str], words: dict[str, list[str]], *, tagged: bool, buckets: int):
+        self.keys, self.words, self.tagged, self.buckets = list(keys), words, tagged, buckets
+        self.index = {key: row for row, key in enumerate(self.keys)}
+
+    def __len__(self) -> int:
+        return len(self.keys) + self.buckets
+
+    def key(self, language: str, word: str) -> str:
+        return token_key(language, word, tagged=self.tagged)
+
+    def row(self, language: str, word: str, *, bucket: bool) -> int | None:
+        key = self.key(language, word)
+        row = self.index.get(key)
+        if row is None and bucket and self.buckets:
+            row = len(self.keys) + zlib.crc32(key.encode("utf-8")) % self.buckets
+        return row
+
+    def rows(self, language: str, tokens: Sequence[str], *, bucket: bool) -> list[int]:
+        found = (self.row(language, token, bucket=bucket) for token in tokens)
+        return [row for row in found if row is not None]
+
+    @classmethod
+    def build(cls, pairs: TrainingPairs, *, min_count: int, tagged: bool, buckets: int) -> Vocabulary:
+        counts: Counter[str] = Counter()
+        seen: dict[str, set[str]] = {}
+        for language, tokens in zip(pairs.query_languages, pairs.query_tokens):
+            for token in set(tokens):
+                counts[token_key(language, token, tagged=tagged)] += 1
+                seen.setdefault(language, set()).add(token)
+        keys = sorted(key for key, count in counts.items() if count >= min_count)
+        kept = set(keys)
+        words = {lang: sorted(w for w in ws if token_key(lang, w, tagged=tagged) in kept) for lang, ws in seen.items()}
+        return cls(keys, dict(sorted(words.items())), tagged=tagged, buckets=buckets)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tagged": self.tagged, "buckets": self.buckets, "keys": self.keys, "words": self.words}
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> Vocabulary:
+        return cls(payload["keys"], payload["words"], tagged=payload["tagged"], buckets=payload["buckets"])
+
+
+class ImageVecNet(torch.nn.Module):
+    """Bag-of-words query encoder and image encoder (MLP over features, or a free vector per image)."""
+
+    def __init__(self, n_rows: int, dim: int, hidden: int, *, feature_dim: int = 0, n_free_images: int = 0,
+                 init_std: float = 0.1):
+        super().__init__()
+        self.words = torch.nn.EmbeddingBag(n_rows, dim, mode="mean")
+        # Small starting vectors let Adam's fixed-size steps move them far (N(0, 1): val rsum 145 vs 168).
+        torch.nn.init.normal_(self.words.weight, std=init_std)
+        if n_free_images:
+            self.images: torch.nn.Module = torch.nn.Embedding(n_free_images, dim)
+        else:
+            self.images = torch.nn.Sequential(torch.nn.Linear(feature_dim, hidden), torch.nn.ReLU(),
+                                              torch.nn.Linear(hidden, dim), torch.nn.ReLU())
+
+    def encode_queries(self, tokens: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        return self.words(tokens, offsets)
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        return self.images(images)
+
+
+def ranking_loss(net: ImageVecNet, batch: dict[str, torch.Tensor], *, temperature: float,
+                 symmetric: bool) -> torch.Tensor:
+    """-log softmax of each query's cosine with its image among all images of the (global) batch."""
+    queries = net.encode_queries(batch["tokens"], batch["offsets"])
+    images = net.encode_images(batch["images"])
+    if "weight" not in batch:
+        return in_batch_softmax(queries, images, temperature=temperature, symmetric=symmetric)
+    return weighted_in_batch_softmax(queries, images, batch["weight"], temperature=temperature,
+                                     symmetric=symmetric)
+
+
+def weighted_in_batch_softmax(queries: torch.Tensor, items: torch.Tensor, weight: torch.Tensor, *,
+                              temperature: float, symmetric: bool) -> torch.Tensor:
+    """``in_batch_softmax`` (cosine) with each pair's loss multiplied by its weight; mean over rows."""
+    queries, items = F.normalize(queries, dim=-1), F.normalize(items, dim=-1)
+    all_items, start = gather_with_offset(items)
+    targets = torch.arange(start, start + queries.shape[0], device=queries.device)
+    losses = F.cross_entropy(queries @ all_items.T / temperature, targets, reduction="none")
+    if symmetric:
+        all_queries, _ = gather_with_offset(queries)
+        losses = 0.5 * (losses + F.cross_entropy(items @ all_queries.T / temperature, targets, reduction="none"))
+    return (losses * weight).mean()
+
+
+def bags(rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row lists -> (flat rows, offsets) as ``EmbeddingBag`` takes them; an empty bag embeds as zeros."""
+    lengths = torch.tensor([len(r) for r in rows], dtype=torch.int64)
+    flat = torch.tensor([row for bag in rows for row in bag], dtype=torch.int64)
+    return flat, torch.cumsum(lengths, 0) - lengths
+
+
+class PairCollate:
+    """Turns a batch of (query, image[, weight]) indices into token bags and image inputs."""
+
+    def __init__(self, query_rows: list[list[int]], images: torch.Tensor | None, weighted: bool):
+        self.flat, self.starts = bags(query_rows)
+        self.lengths = torch.tensor([len(r) for r in query_rows], dtype=torch.int64)
+        self.images, self.weighted = images, weighted
+
+    def __call__(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        query, image = batch[0], batch[1]
+        lengths = self.lengths[query]
+        offsets = torch.cumsum(lengths, 0) - lengths
+        gather = torch.repeat_interleave(self.starts[query] - offsets, lengths) + torch.arange(int(lengths.sum()))
+        out = {"tokens": self.flat[gather], "offsets": offsets,
+               "images": self.images[image] if self.images is not None else image}
+        if self.weighted:
+            out["weight"] = batch[2]
+        return out
+
+
+class ImageVec(mmbench.Model):
+    """Bag-of-words query embeddings trained to pick their image in a batch (Singhal et al. 2019)."""
+
+    name = "imagevec"
+    Config = ImageVecConfig
+    capabilities = frozenset({mmbench.Capability.WORDS, mmbench.Capability.TEXT, mmbench.Capability.IMAGES,
+                              mmbench.Capability.TRAINABLE})
+
+    def __init__(self, config: Any = None, argument: str | None = None):
+        super().__init__(config, argument)
+        if self.config.image_encoder == "cooc":  # set through --set on a features variant
+            self.capabilities = self.capabilities - {mmbench.Capability.IMAGES}
+
+    # -- preparing ----------------------------------------------------------------------------------
+    def prepare(self, ctx: mmbench.RunContext) -> None:
+        config = self.config
+        self._device = torch.device(ctx.device)
+        if not ctx.train or ctx.checkpoint is not None:
+            self._load(Path(ctx.checkpoint) if ctx.checkpoint is not None else ctx.work_dir)
+            return
+        run_dir = ctx.work_dir / "train"
+        pairs = build_pairs(config.train_data, config.languages, min_image_languages=config.min_image_languages,
+                            tokenize=tokenize)
+        vocabulary = Vocabulary.build(pairs, min_count=config.min_count, tagged=config.language_tags,
+                                      buckets=config.oov_buckets)
+        state = self._state(vocabulary, pairs)
+        state_path = run_dir / STATE_FILE
+        if state_path.exists() and _read_state(state_path) != state:
+            raise CheckpointError(f"{state_path}: saved for other training data or vocabulary; "
+                                  f"delete {run_dir} to train afresh")
+        if is_main_process():
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(state_path, state)
+        train_config = dataclasses.replace(config.train, seed=ctx.seed, device=ctx.device)
+        seed_everything(train_config.seed)  # the initial weights follow the seed too
+        net = self._build_net(state)
+        images = None if config.image_encoder == "cooc" else torch.from_numpy(pairs.image_features)
+        query_rows = [vocabulary.rows(lang, tokens, bucket=True)
+                      for lang, tokens in zip(pairs.query_languages, pairs.query_tokens)]
+        data = (torch.from_numpy(pairs.pair_query), torch.from_numpy(pairs.pair_image))
+        if pairs.pair_weight is not None:
+            data += (torch.from_numpy(pairs.pair_weight),)
+        objective = Objective("ranking", lambda module, batch: ranking_loss(
+            module, batch, temperature=config.temperature, symmetric=config.symmetric))
+        Trainer(net, objective, data, train_config, collate=PairCollate(query_rows, images, len(data) == 3),
+                run_dir=run_dir).fit(resume=True)
+        self._ready(net, vocabulary, state)
+
+    def _state(self, vocabulary: Vocabulary, pairs: TrainingPairs) -> dict[str, Any]:
+        config = self.config
+        return {"format": STATE_FORMAT, "version": STATE_VERSION, "dim": config.dim, "hidden": config.hidden,
+                "image_encoder": config.image_encoder, "feature_source": pairs.feature_source,
+                "feature_dim": int(pairs.image_features.shape[1]),
+                "n_images": len(pairs.image_ids), "n_pairs": len(pairs), "vocabulary": vocabulary.to_json()}
+
+    def _build_net(self, state: dict[str, Any]) -> ImageVecNet:
+        vocabulary = state["vocabulary"]
+        cooc = state["image_encoder"] == "cooc"
+        return ImageVecNet(len(vocabulary["keys"]) + vocabulary["buckets"], state["dim"], state["hidden"],
+                           feature_dim=state["feature_dim"], n_free_images=state["n_images"] if cooc else 0,
+                           init_std=self.config.init_std)
+
+    def _load(self, path: Path) -> None:
+        """Load from a work dir, a run dir, its checkpoints/ dir or one checkpoint directory."""
+        candidates = [path / "train" / "checkpoints", path / "checkpoints", path]
+        directory = next((c for c in candidates if (c / "latest.json").is_file()), None)
+        if directory is not None:
+            checkpoint = load_named(directory, "best") or load_named(directory, "latest")
+        elif (path / "state.json").is_file():
+            directory, checkpoint = path.parent, load_checkpoint(path)
+        else:
+            raise MMBenchError(f"imagevec: no trained checkpoint in {path}: train it first with `mmbench run` "
+                               f"(same --set options and seed) or pass --checkpoint")
+        state_path = directory.parent / STATE_FILE
+        if not state_path.is_file():
+            raise MMBenchError(f"imagevec: {state_path} is missing: the checkpoint cannot be used without it")
+        state = _read_state(state_path)
+        expected = {k: v for k, v in dataclasses.asdict(self.config).items() if k in ("dim", "hidden", "image_encoder")}
+        if {k: state.get(k) for k in expected} != expected:
+            raise CheckpointError(f"{state_path}: trained with {({k: state.get(k) for k in expected})}, "
+                                  f"the config asks for {expected}")
+        net = self._build_net(state)
+        load_model_weights(net, checkpoint)
+        self._ready(net.to(self._device), Vocabulary.from_json(state["vocabulary"]), state)
+
+    def _ready(self, net: ImageVecNet, vocabulary: Vocabulary, state: dict[str, Any]) -> None:
+        self.net, self.vocab, self.state = net.eval(), vocabulary, state
+
+    # -- embedding ----------------------------------------------------------------------------------
+    def languages(self) -> list[str]:
+        return sorted(self.vocab.words)
+
+    def _check_language(self, language: str) -> None:
+        if language not in self.vocab.words:
+            raise mmbench.Incompatible(f"imagevec was not trained on language {language!r}")
+
+    def vocabulary(self, language: str) -> list[str]:
+        self._check_language(language)
+        return list(self.vocab.words[language])
+
+    def embed_words(self, words: Sequence[str], language: str) -> tuple[np.ndarray, np.ndarray]:
+        self._check_language(language)
+        # Untagged (unaware) keys are shared by all languages: any trained spelling is found.
+        rows = [self.vocab.index.get(self.vocab.key(language, word.lower()), -1) for word in words]
+        found = np.array([r >= 0 for r in rows], dtype=bool)
+        vectors = np.zeros((len(words), self.state["dim"]), dtype=np.float32)
+        if found.any():
+            table = self.net.words.weight.detach()
+            vectors[found] = table[torch.tensor([r for r in rows if r >= 0])].float().cpu().numpy()
+        return vectors, found
+
+    def embed_texts(self, texts: Sequence[str], language: str) -> np.ndarray:
+        self._check_language(language)
+        bucket = self.config.text_oov == "bucket"
+        rows = [self.vocab.rows(language, tokenize(text), bucket=bucket) for text in texts]
+        if not rows:
+            return np.zeros((0, self.state["dim"]), dtype=np.float32)
+        device = self._device
+        out = encode(lambda chunk: self.net.encode_queries(*(t.to(device) for t in bags(chunk))), rows, 4096)
+        return out.float().numpy()
+
+    def embed_images(self, features: np.ndarray, *, source: str) -> np.ndarray:
+        if self.config.image_encoder == "cooc":
+            raise mmbench.Incompatible("imagevec co-occurrence variants know only their training images, "
+                                       "not image features")
+        if source != self.state["feature_source"]:
+            raise mmbench.Incompatible(f"imagevec was trained on {self.state['feature_source']} features, "
+                                       f"not {source}")
+        inputs = torch.as_tensor(np.asarray(features, dtype=np.float32))
+        if inputs.dim() != 2 or inputs.shape[1] != self.state["feature_dim"]:
+            raise DataError(f"imagevec: {source} features must be (n, {self.state['feature_dim']}), "
+                            f"got {tuple(inputs.shape)}")
+        if len(inputs) == 0:
+            return np.zeros((0, self.state["dim"]), dtype=np.float32)
+        return encode(self.net.encode_images, inputs, 4096, self._device).float().numpy()
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: unreadable imagevec state ({exc})") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
+        raise CheckpointError(f"{path}: not an imagevec state file (version {STATE_VERSION})")
+    return state
+
+
+class ImageVecCooc(ImageVec):
+    """ImageVec with a free vector per training image: learns from co-occurrence only, embeds no images."""
+
+    capabilities = ImageVec.capabilities - {mmbench.Capability.IMAGES}
+
+
+VARIANTS: dict[str, tuple[type[ImageVec], dict[str, Any], str]] = {
+    "imagevec": (ImageVec, {}, "ImageVec, 100-d words and images (Singhal et al. 2019)"),
+    "imagevec-300d": (ImageVec, {"dim": 300, "hidden": 300}, "ImageVec, 300-d"),
+    "imagevec-cooc": (ImageVecCooc, {"image_encoder": "cooc"}, "ImageVec from image-query co-occurrence only"),
+    "imagevec-cooc-multi": (ImageVecCooc, {"image_encoder": "cooc", "min_image_languages": 2},
+                            "ImageVec co-occurrence on images with queries in >= 2 languages"),
+    "imagevec-unaware": (ImageVec, {"language_tags": False}, "ImageVec without language tags"),
+}
+
+
+@mmbench.hookimpl
+def register_models(register):
+    for name, (cls, defaults, description) in VARIANTS.items():
+        register(cls, name=name, defaults=defaults, description=description)
