@@ -284,6 +284,26 @@ def test_collate_builds_the_bags_of_each_pair():
     assert flat.tolist() == [3, 1, 2, 2, 0, 4] and offsets.tolist() == [0, 1, 4, 4]
 
 
+def test_reused_gradient_buffer_gives_the_dense_gradient_every_step():
+    nets = []
+    for reuse in (False, True):
+        torch.manual_seed(0)
+        nets.append(imagevec.ImageVecNet(50, 8, 16, feature_dim=12, reuse_word_grad=reuse))
+    assert nets[1].words.sparse and not nets[0].words.sparse
+    generator = torch.Generator().manual_seed(1)
+    for step in range(3):  # a stale buffer would add the previous steps' rows
+        tokens = torch.randint(0, 50, (30,), generator=generator)
+        batch = {"tokens": tokens, "offsets": torch.arange(0, 30, 3), "images": torch.randn(10, 12, generator=generator)}
+        grads = []
+        for net in nets:
+            net.zero_grad(set_to_none=True)
+            imagevec.ranking_loss(net, batch, temperature=0.1, symmetric=False).backward()
+            grads.append(net.words.weight.grad)
+        assert not grads[1].is_sparse
+        torch.testing.assert_close(grads[1], grads[0])
+        assert grads[1].abs().sum() > 0
+
+
 def test_pair_weights_scale_each_pair_loss():
     generator = torch.Generator().manual_seed(0)
     queries, items = torch.randn(6, 5, generator=generator), torch.randn(6, 5, generator=generator)
