@@ -44,9 +44,9 @@ COMMON, NOISE, HUB_NOISE = 1.2, 1.0, 0.2
 
 
 def registry():
-    """Registry with the bli kind (added explicitly until it is one of the core plugins)."""
-    extra = () if bli_module.__name__ in plugins.DEFAULT_PLUGINS else (bli_module,)
-    return plugins.load_plugins(extra_modules=extra)[1]
+    """The plugin registry; the bli kind is a core (default) plugin."""
+    assert bli_module.__name__ in plugins.DEFAULT_PLUGINS
+    return plugins.load_plugins()[1]
 
 
 def read_dictionary(path: Path) -> list[tuple[str, str]]:
@@ -283,8 +283,6 @@ def test_query_construction() -> None:
 
 
 def test_cli_validate(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
-    if bli_module.__name__ not in plugins.DEFAULT_PLUGINS:  # as it will be once the kind is a core plugin
-        monkeypatch.setattr(plugins, "DEFAULT_PLUGINS", (*plugins.DEFAULT_PLUGINS, bli_module.__name__))
     monkeypatch.setattr(plugins, "_CACHED", None)
     paths = [str(REPO / f"tasks/{name}.toml") for name in ("muse-bli", "muse-bli-nn")]
     assert main(["validate", *paths]) == 0

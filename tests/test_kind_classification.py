@@ -47,9 +47,9 @@ SIB_FOLDERS = {"en": "eng_Latn", "hi": "hin_Deva"}
 
 
 def registry():
-    """Registry with the classification kind (added explicitly until it is one of the core plugins)."""
-    extra = () if classification_module.__name__ in plugins.DEFAULT_PLUGINS else (classification_module,)
-    return plugins.load_plugins(extra_modules=extra)[1]
+    """The plugin registry; the classification kind is a core (default) plugin."""
+    assert classification_module.__name__ in plugins.DEFAULT_PLUGINS
+    return plugins.load_plugins()[1]
 
 
 # -- independent readers and reference computation ------------------------------------------------
@@ -284,8 +284,6 @@ def test_tokenize(text: str, tokenizer: str, case: str, tokens: list[str]) -> No
 
 
 def test_cli_validate(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
-    if classification_module.__name__ not in plugins.DEFAULT_PLUGINS:  # as it will be once the kind is a core plugin
-        monkeypatch.setattr(plugins, "DEFAULT_PLUGINS", (*plugins.DEFAULT_PLUGINS, classification_module.__name__))
     monkeypatch.setattr(plugins, "_CACHED", None)
     paths = [str(REPO / f"tasks/{name}.toml") for name in ("rcv", "sib200")]
     assert main(["validate", *paths]) == 0
