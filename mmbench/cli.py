@@ -76,10 +76,10 @@ def list_things(
         table = Table(title="Tasks")
         rows = [(name, card.kind, ", ".join(card.suites), str(len(card.subsets)), card.main_score, card.protocol)
                 for name, card in sorted(cards.items())]
-        headers = ("name", "kind", "suites", "subsets", "main score")
-        for i, column in enumerate(headers):  # fixed columns keep their width; only the protocol shrinks
-            table.add_column(column, no_wrap=True, min_width=max([len(column)] + [len(r[i]) for r in rows]))
-        table.add_column("protocol", overflow="ellipsis", no_wrap=True)
+        # Names stay whole (users copy them); on a narrow terminal the other columns fold.
+        table.add_column("name", no_wrap=True, min_width=max([4] + [len(r[0]) for r in rows]))
+        for column in ("kind", "suites", "subsets", "main score", "protocol"):
+            table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(*map(escape, row))
         out.print(table)
@@ -162,6 +162,7 @@ def _run(models, tasks, suites, seeds, device, output_dir, data_dir, tasks_dir, 
     options = RunOptions(
         results_dir=output_dir, data_dir=data_root(data_dir), seeds=list(dict.fromkeys(seeds or [0])),
         device=resolve_device(device), overwrite=overwrite, train=train, checkpoint=checkpoint,
+        skip_missing_data=frozenset(c.name for c in cards) - set(tasks or []),
     )
     total = len(resolved) * len(options.seeds) * sum(len(c.subsets) for c in cards)
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -22,6 +22,7 @@ class Capability(str, enum.Enum):
     WORDS = "words"  # embed_words(words, language) + vocabulary(language)
     TEXT = "text"  # embed_texts(texts, language): captions, names, documents
     IMAGES = "images"  # embed_images(features, source=...): precomputed image features
+    IMAGE_SETS = "image-sets"  # score_image_sets(source_sets, target_sets, source=...): visual BLI
     TRAINABLE = "trainable"  # prepare() trains when no checkpoint exists
 
     def __str__(self) -> str:
@@ -104,6 +105,16 @@ class Model:
     def embed_images(self, features: np.ndarray, *, source: str) -> np.ndarray:
         """Map precomputed image features (rows) from feature space ``source`` to ``(n, d)`` embeddings."""
         raise Incompatible(f"model {self.name!r} does not embed images")
+
+    def score_image_sets(
+        self, source_sets: Sequence[np.ndarray], target_sets: Sequence[np.ndarray], *, source: str
+    ) -> np.ndarray:
+        """``(S, T)`` translation scores (higher = more likely) between words given as image sets.
+
+        Each word is an ``(images, d)`` float32 array of features from feature space ``source``; every
+        set has at least one image. Visual bilingual lexicon induction (Bergsma & Van Durme 2011).
+        """
+        raise Incompatible(f"model {self.name!r} does not score image sets")
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

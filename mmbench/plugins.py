@@ -28,6 +28,9 @@ DEFAULT_PLUGINS = (
     "mmbench.kinds.word_similarity",
     "mmbench.kinds.retrieval",
     "mmbench.kinds.bli",
+    "mmbench.kinds.visual_bli",
+    "mmbench.kinds.matching",
+    "mmbench.kinds.caption_retrieval",
     "mmbench.kinds.classification",
 )
 

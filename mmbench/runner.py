@@ -187,6 +187,9 @@ class RunOptions:
     train: bool = True
     checkpoint: Path | None = None
     work_dir: Path | None = None
+    # Cards reached only through a suite: when their data is not installed (e.g. COCO, which no one may
+    # redistribute) they are skipped with the reason; a card named with --task still fails.
+    skip_missing_data: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -199,6 +202,16 @@ class _Unit:
 
 def _key(resolved: ResolvedModel, seed: int, card: TaskCard, subset_name: str, split: str) -> RecordKey:
     return RecordKey(resolved.display_name, resolved.config_hash, seed, card.name, subset_name, split, card.protocol)
+
+
+def _absent_data(card: TaskCard, subset: Subset, options: RunOptions) -> str | None:
+    """Why ``subset`` cannot run because a data file is not installed, or None (sha256 is checked later)."""
+    for data_file in subset.files:
+        path = data_file.resolve(card.directory, options.data_dir)
+        if not path.is_file():
+            hint = f"; get it from {data_file.url}" if data_file.url else ""
+            return f"data not installed: {data_file.path} (looked in {path.parent}){hint}"
+    return None
 
 
 def _missing_capabilities(model: Model, kind: TaskKind) -> list[str]:
@@ -229,8 +242,12 @@ def run(
                 for subset in card.subsets:
                     key = _key(resolved, seed, card, subset.name, subset.split)
                     base = Outcome(resolved.display_name, seed, card.name, subset.name, "", card.main_score)
+                    absent = _absent_data(card, subset, options) if card.name in options.skip_missing_data else None
                     if missing:
                         base.status, base.message = "skipped", f"model lacks capability {', '.join(missing)}"
+                        emit(base)
+                    elif absent:
+                        base.status, base.message = "skipped", absent
                         emit(base)
                     elif store.exists(key) and not options.overwrite:
                         base.status, base.path = "exists", store.path(key)

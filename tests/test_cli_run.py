@@ -131,6 +131,20 @@ def test_missing_data_is_reported_per_task(plugin_env, tmp_path):
     assert records_in(tmp_path / "res") == {}
 
 
+def test_suite_skips_a_card_whose_data_is_not_installed(plugin_env, tmp_path):
+    cards = tmp_path / "cards"
+    write_card(cards, "my-sim", PAIRS)
+    absent = write_card(cards, "absent-sim", PAIRS)
+    absent.with_suffix(".tsv").unlink()  # the user has not installed this set (e.g. COCO)
+    args = ["--tasks-dir", cards, "--model", "charhash", "--output-dir", tmp_path / "res", "--data-dir", tmp_path]
+    suite = run_cli(["run", "--suite", "mine", *args], env=plugin_env)
+    assert suite.returncode == 0, suite.stderr
+    assert "data not installed: absent-sim.tsv" in suite.stdout + suite.stderr
+    assert [r["task"] for r in records_in(tmp_path / "res").values()] == ["my-sim"]
+    named = run_cli(["run", "--task", "absent-sim", *args], env=plugin_env)  # asked for by name: an error
+    assert named.returncode == 1 and "absent-sim.tsv" in named.stderr
+
+
 def write_card(directory: Path, name: str, pairs: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     data = directory / f"{name}.tsv"

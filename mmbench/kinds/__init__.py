@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
 from ..cards import Subset, TaskCard
+from ..errors import MMBenchError
 from ..models import Capability, Model
 
 
@@ -57,3 +60,24 @@ def check_params(params: dict[str, Any], allowed: dict[str, tuple], where: str =
         elif allowed[key] and value not in allowed[key]:
             problems.append(f"{where}.{key}: {value!r} is not one of {', '.join(map(repr, allowed[key]))}")
     return problems
+
+
+def model_embeddings(array: Any, rows: int, what: str, model: Model, device: str) -> Any:
+    """A model's output checked as ``(rows, d)`` finite numbers (a tensor on ``device`` for CUDA).
+
+    Wrong shapes, non-numbers and NaN/inf are one clear error naming the model, never a record.
+    """
+    values = np.asarray(array)
+    if values.dtype.kind not in "fiu":
+        raise MMBenchError(f"model {model.name!r} returned {values.dtype} values for {what}, not numbers")
+    if values.ndim != 2 or values.shape[0] != rows:
+        raise MMBenchError(f"model {model.name!r} returned shape {values.shape} for {rows} {what}, not ({rows}, d)")
+    if not np.isfinite(values).all():
+        raise MMBenchError(f"model {model.name!r} returned NaN or infinite values for {what}")
+    if not values.flags.writeable:  # e.g. a zero-copy view of the features; torch wants writable memory
+        values = values.copy()
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.as_tensor(values, device=device)
+    return values

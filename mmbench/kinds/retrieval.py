@@ -12,13 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ..cards import Subset, TaskCard
 from ..errors import MMBenchError
 from ..hookspecs import hookimpl
 from ..models import Capability, Model
-from . import EvalContext, Score, TaskKind, check_params
+from . import EvalContext, Score, TaskKind, check_params, model_embeddings
 from .retrieval_sources import (
     COMMON_PARAMS,
     EMOJI_FEATURE_SOURCE,
@@ -32,20 +30,6 @@ from .retrieval_sources import (
 __all__ = ["EMOJI_FEATURE_SOURCE", "Retrieval", "emoji_pairs", "load_retrieval_data", "score_retrieval"]
 
 FOLD_AVERAGING = "each score is the mean over 5 contiguous folds of 1000 images (VSE++ fold5); rsum: mean fold rsum"
-
-
-def _as_embeddings(array: Any, rows: int, what: str, model: Model, device: str) -> Any:
-    """The model's output as a 2-D float array with one row per input (a tensor on ``device`` for CUDA)."""
-    values = np.asarray(array)
-    if values.ndim != 2 or values.shape[0] != rows:
-        raise MMBenchError(f"model {model.name!r} returned shape {values.shape} for {rows} {what}, not ({rows}, d)")
-    if not values.flags.writeable:  # e.g. a zero-copy view of the features; torch wants writable memory
-        values = values.copy()
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.as_tensor(values, device=device)
-    return values
 
 
 def score_retrieval(images: Any, captions: Any, data: RetrievalData, *, ties: str, similarity: str) -> dict[str, float]:
@@ -92,9 +76,9 @@ class Retrieval(TaskKind):
         params = merged_params(card, subset)
         data = load_retrieval_data(card, subset, ctx.data_dir)
         n_captions = len(data.captions)
-        image_emb = _as_embeddings(model.embed_images(data.features, source=data.feature_source),
+        image_emb = model_embeddings(model.embed_images(data.features, source=data.feature_source),
                                    data.n_images, "images", model, ctx.device)
-        caption_emb = _as_embeddings(model.embed_texts(data.captions, data.language),
+        caption_emb = model_embeddings(model.embed_texts(data.captions, data.language),
                                      n_captions, "captions", model, ctx.device)
         scores = score_retrieval(image_emb, caption_emb, data, ties=params["ties"], similarity=params["similarity"])
         details = {

@@ -94,6 +94,18 @@ def _flatten(groups: list[list[str]], k: int, where: str) -> list[str]:
 
 
 # -- emoji ----------------------------------------------------------------------------------------
+def emoji_names(language: str) -> dict[str, str]:
+    """The CLDR name of every emoji concept named in ``language`` (concept id -> name)."""
+    from ..data.emoji import load_emoji
+    from ..data.io import column_array
+
+    texts = load_emoji().texts
+    rows = np.flatnonzero(column_array(texts, "language") == language)
+    if rows.size == 0:
+        raise DataError(f"emoji: no names in language {language!r} (see `mmbench data info emoji`)")
+    return dict(zip(column_array(texts, "concept")[rows].tolist(), column_array(texts, "name")[rows].tolist()))
+
+
 def emoji_pairs(language: str, split: str, style: str) -> tuple[np.ndarray, list[str], int]:
     """Features of the ``style`` image of every ``split`` concept named in ``language``, and the names.
 
@@ -109,10 +121,7 @@ def emoji_pairs(language: str, split: str, style: str) -> tuple[np.ndarray, list
     if rows.size == 0:
         raise DataError(f"emoji: no {style} images in split {split!r}")
     concepts = column_array(emoji.images, "concept")[rows]
-    text_rows = np.flatnonzero(column_array(emoji.texts, "language") == language)
-    if text_rows.size == 0:
-        raise DataError(f"emoji: no names in language {language!r} (see `mmbench data info emoji`)")
-    name_of = dict(zip(column_array(emoji.texts, "concept")[text_rows], column_array(emoji.texts, "name")[text_rows]))
+    name_of = emoji_names(language)
     order = sorted((c, r) for c, r in zip(concepts, rows) if c in name_of)
     feature_matrix = emoji.features_matrix()
     features = feature_matrix[[r for _, r in order]]
