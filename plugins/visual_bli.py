@@ -26,7 +26,6 @@ import numpy as np
 
 import mmbench
 from mmbench.errors import DataError
-from mmbench.metrics.visual_bli import MetricInputError, knn_translation_scores, word_similarity_matrix
 
 Method = Literal["avgmax", "maxmax", "cnn-mean", "cnn-max", "knn", "knn-c"]
 
@@ -57,6 +56,13 @@ class VisualBli(mmbench.Model):
         self.seed = ctx.seed
 
     def score_image_sets(self, source_sets, target_sets, *, source: str) -> np.ndarray:
+        # Imported here: plugin modules load on every CLI call, and the metrics pull in torch.
+        from mmbench.metrics.visual_bli import (
+            MetricInputError,
+            knn_translation_scores,
+            word_similarity_matrix,
+        )
+
         method = self.config.method
         try:
             if method in ("knn", "knn-c"):
