@@ -7,7 +7,11 @@ words of any language that name the same pictures end up close: no bilingual dat
 
 Variants: ``imagevec`` (100-d), ``imagevec-300d``, ``imagevec-cooc`` (a free vector per training image
 instead of its pixels: only co-occurrence), ``imagevec-cooc-multi`` (co-occurrence on images with queries
-in >= 2 languages) and ``imagevec-unaware`` (no language tags: one embedding per surface form).
+in >= 2 languages) and ``imagevec-unaware`` (no language tags: one embedding per surface form), all on
+emoji; ``imagevec-m30k`` (the 700 multi30k-mini train photos and their ResNet-50 features, captions in
+en/de/fr/cs) and ``imagevec-m30k-cooc`` (co-occurrence on the 29,000 Multi30k train images, whose
+features are not available: their captions in en/de/fr/cs). ``train_data`` picks the source
+(``imagevec_data.SOURCES``).
 
 Vocabulary: tokens seen in >= ``min_count`` distinct training queries (default 1: every training token,
 which the word-similarity sets need); with ``min_count`` > 1 rarer tokens share ``oov_buckets`` hashed rows
@@ -17,6 +21,11 @@ unknown tokens as training did (``text_oov="bucket"``) or drops them (``"drop"``
 then embeds as zeros). With ``min_count=1`` no training token is hashed and the buckets keep their random
 start: unknown words get distinct but uninformative vectors (emoji val rsum 187 vs 178 for dropping them,
 as an all-zero text ties with every image).
+
+``track_alignment = ["en-de"]`` logs the AME alignment ratio (CSLS top-1 of a lexicon's source words
+over the whole target vocabulary) every ``track_every`` steps to the trainer's ``metrics.jsonl`` as
+``alignment_ratio/en-de``; it never stops training early. Lexicon: the MUSE 0-5000 train dictionary
+under the data root, else emoji concepts named by one word in both languages (``note/...`` says which).
 
 Training writes ``<work_dir>/train/``: the trainer's checkpoints (safetensors weights) and metrics, and
 ``imagevec.json`` (vocabulary and shapes), which is all ``mmbench eval`` needs besides the weights.
@@ -38,14 +47,15 @@ import torch
 import torch.nn.functional as F
 
 import mmbench
-from mmbench.errors import DataError, MMBenchError
+from mmbench.errors import ConfigError, DataError, MMBenchError
 from mmbench.train import Objective, TrainConfig, Trainer, encode, seed_everything
 from mmbench.train.checkpoint import load_checkpoint, load_model_weights, load_named, write_json_atomic
 from mmbench.train.distributed import env_world_size, gather_with_offset, is_main_process
 from mmbench.train.errors import CheckpointError
 from mmbench.train.losses import in_batch_softmax
-from mmbench_plugins.cnn_mean import tokenize
-from mmbench_plugins.imagevec_data import TrainingPairs, build_pairs
+from mmbench.train.tracking import TrackedMetric, alignment_ratio_metric
+from mmbench.text import tokenize
+from mmbench_plugins.imagevec_data import SOURCES, TrainingPairs, alignment_lexicon, build_pairs
 
 STATE_FORMAT = "mmbench-imagevec"
 STATE_VERSION = 1
@@ -66,7 +76,12 @@ class ImageVecConfig:
     temperature: float = 0.1  # softmax over cosine / temperature (1.0: raw cosine)
     symmetric: bool = False  # also an image->query softmax (the paper: query->image only)
     init_std: float = 0.1  # word embeddings start N(0, init_std^2)
-    train_data: Literal["emoji"] = "emoji"  # see imagevec_data.SOURCES
+    train_data: str = "emoji"  # a key of imagevec_data.SOURCES: emoji, multi30k (cooc only), multi30k-mini
+    # Language pairs ("en-de") whose alignment ratio (AME) is logged every track_every steps; () = off.
+    # One evaluation scores every target word against every source word: ~2 s on one core for the
+    # 300-d imagevec-m30k-cooc (18k German x 10k English words), ~0.1 s for emoji's 2.5k-word languages.
+    track_alignment: tuple[str, ...] = ()
+    track_every: int = 100
     # Chosen on the emoji val split (mean rsum over 9 languages, 190 with these): lr 0.01 (0.03: -3, 0.1: -4),
     # temperature 0.1 (0.05: -9, 0.2: -3.5, 1.0: about -40), query->image only (symmetric: -40), one epoch
     # (two: -8), no clipping (Adam ignores the gradient's scale; a 25M-row gradient norm costs 8 ms a step).
@@ -74,11 +89,16 @@ class ImageVecConfig:
                                                                    grad_clip=None))
 
     def __post_init__(self) -> None:
-        for name in ("dim", "hidden", "min_count", "min_image_languages"):
+        for name in ("dim", "hidden", "min_count", "min_image_languages", "track_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.oov_buckets < 0 or not self.temperature > 0 or not self.init_std > 0:
             raise ValueError("oov_buckets must be >= 0, temperature and init_std > 0")
+        if self.train_data not in SOURCES:
+            raise ValueError(f"unknown train_data {self.train_data!r} (known: {', '.join(SOURCES)})")
+        for pair in self.track_alignment:
+            if len(pair.split("-")) != 2 or not all(pair.split("-")):
+                raise ValueError(f"track_alignment: give language pairs as SRC-TGT (en-de), got {pair!r}")
 
 
 def token_key(language: str, word: str, *, tagged: bool) -> str:
@@ -177,6 +197,28 @@ class ReusedDenseGrad:
         weight.grad = self.buffer
 
 
+def alignment_tracker(vocabulary: Vocabulary, pair: str, *, every: int, data_dir: Path) -> TrackedMetric:
+    """``alignment_ratio/<src>-<tgt>``: CSLS top-1 of lexicon source words over the whole target vocabulary."""
+    source, target = pair.split("-")
+    missing = [lang for lang in (source, target) if lang not in vocabulary.words]
+    if missing:
+        raise ConfigError(f"imagevec: track_alignment {pair!r}: not training on {', '.join(missing)} "
+                          f"(training languages: {', '.join(vocabulary.words)})")
+    lexicon, note = alignment_lexicon(source, target, vocabulary.words, data_dir=data_dir, tokenize=tokenize)
+    source_words, target_words = vocabulary.words[source], vocabulary.words[target]
+    source_index = {word: i for i, word in enumerate(source_words)}
+    target_index = {word: i for i, word in enumerate(target_words)}
+    queries = {source_index[word]: [target_index[t] for t in golds] for word, golds in lexicon.items()}
+    rows = {lang: torch.tensor([vocabulary.index[vocabulary.key(lang, w)] for w in vocabulary.words[lang]])
+            for lang in (source, target)}
+
+    def vectors(language: str):
+        return lambda net: net.words.weight[rows[language].to(net.words.weight.device)]
+
+    return TrackedMetric(f"alignment_ratio/{pair}", alignment_ratio_metric(vectors(source), vectors(target), queries),
+                         every=every, note=note)
+
+
 def ranking_loss(net: ImageVecNet, batch: dict[str, torch.Tensor], *, temperature: float,
                  symmetric: bool) -> torch.Tensor:
     """-log softmax of each query's cosine with its image among all images of the (global) batch."""
@@ -250,9 +292,14 @@ class ImageVec(mmbench.Model):
             return
         run_dir = ctx.work_dir / "train"
         pairs = build_pairs(config.train_data, config.languages, min_image_languages=config.min_image_languages,
-                            tokenize=tokenize)
+                            tokenize=tokenize, data_dir=ctx.data_dir)
+        if config.image_encoder == "features" and pairs.image_features.shape[1] == 0:
+            raise ConfigError(f"imagevec: train_data {config.train_data!r} has no image features; "
+                              f"train a co-occurrence model on it (image_encoder=cooc, e.g. imagevec-m30k-cooc)")
         vocabulary = Vocabulary.build(pairs, min_count=config.min_count, tagged=config.language_tags,
                                       buckets=config.oov_buckets)
+        tracked = [alignment_tracker(vocabulary, pair, every=config.track_every, data_dir=ctx.data_dir)
+                   for pair in config.track_alignment]
         state = self._state(vocabulary, pairs)
         state_path = run_dir / STATE_FILE
         if state_path.exists() and _read_state(state_path) != state:
@@ -273,7 +320,7 @@ class ImageVec(mmbench.Model):
         objective = Objective("ranking", lambda module, batch: ranking_loss(
             module, batch, temperature=config.temperature, symmetric=config.symmetric))
         Trainer(net, objective, data, train_config, collate=PairCollate(query_rows, images, len(data) == 3),
-                run_dir=run_dir).fit(resume=True)
+                run_dir=run_dir, tracked=tracked).fit(resume=True)
         trained = self._build_net(state)  # without the training-only gradient buffer
         trained.load_state_dict(net.state_dict())
         self._ready(trained.to(self._device), vocabulary, state)
@@ -358,7 +405,7 @@ class ImageVec(mmbench.Model):
         if source != self.state["feature_source"]:
             raise mmbench.Incompatible(f"imagevec was trained on {self.state['feature_source']} features, "
                                        f"not {source}")
-        inputs = torch.as_tensor(np.asarray(features, dtype=np.float32))
+        inputs = torch.from_numpy(np.array(features, dtype=np.float32))  # a copy: features may be read-only
         if inputs.dim() != 2 or inputs.shape[1] != self.state["feature_dim"]:
             raise DataError(f"imagevec: {source} features must be (n, {self.state['feature_dim']}), "
                             f"got {tuple(inputs.shape)}")
@@ -390,6 +437,17 @@ VARIANTS: dict[str, tuple[type[ImageVec], dict[str, Any], str]] = {
     "imagevec-cooc-multi": (ImageVecCooc, {"image_encoder": "cooc", "min_image_languages": 2},
                             "ImageVec co-occurrence on images with queries in >= 2 languages"),
     "imagevec-unaware": (ImageVec, {"language_tags": False}, "ImageVec without language tags"),
+    # Chosen on the multi30k-mini val split (mean rsum over en/de/fr/cs, 100 images; 2 seeds 251, 256):
+    # 300-d (100-d: 230), 5 epochs of 128 (2: 223, 8: 251; batch 256: 246-252), lr 0.01 (0.005: 240).
+    "imagevec-m30k": (ImageVec, {"train_data": "multi30k-mini", "dim": 300, "hidden": 300,
+                                 "train": {"epochs": 5, "batch_size": 128}},
+                      "ImageVec on the 700 multi30k-mini train photos (captions en/de x5, fr, cs)"),
+    # Chosen on the alignment ratio with the MUSE 0-5000 train dictionaries (en-de, en-fr, de-fr):
+    # 300-d 0.51/0.66/0.53 vs 100-d 0.48/0.63/0.49; 5 epochs of 1000 (3: 0.46 en-de, 10: 0.49 at 100-d);
+    # lr 0.01 (0.003: 0.40); temperature 0.1 (0.05: 0.44).
+    "imagevec-m30k-cooc": (ImageVecCooc, {"image_encoder": "cooc", "train_data": "multi30k", "dim": 300,
+                                          "hidden": 300, "train": {"epochs": 5}},
+                           "ImageVec co-occurrence on the 29,000 Multi30k train images (en/de/fr/cs captions)"),
 }
 
 

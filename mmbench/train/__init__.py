@@ -28,6 +28,8 @@ Pieces (each module is small):
   in-batch negatives across ranks; DDP is used automatically when ``WORLD_SIZE > 1``.
 - ``encode``: batched inference, optionally split across ranks and gathered back in input order.
 - ``monitor``: ``<run_dir>/metrics.jsonl``, a rich progress bar, optional TensorBoard.
+- ``tracking``: ``TrackedMetric``s (e.g. AME's alignment ratio, ``alignment_ratio_metric``) logged every
+  N steps, never steering training.
 
 See docs/training.md for a complete example and torchrun launch lines.
 """
@@ -39,16 +41,19 @@ from .loop import Trainer, TrainResult
 from .monitor import read_metrics
 from .rng import seed_everything
 from .schedules import lr_factor
+from .tracking import TrackedMetric, alignment_ratio_metric
 
 __all__ = [
     "CheckpointError",
     "NonFiniteLossError",
     "Objective",
     "TrainConfig",
+    "TrackedMetric",
     "TrainResult",
     "Trainer",
     "TrainingError",
     "Validator",
+    "alignment_ratio_metric",
     "encode",
     "lr_factor",
     "read_metrics",

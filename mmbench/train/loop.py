@@ -33,6 +33,7 @@ from .errors import CheckpointError, NonFiniteLossError, TrainingError
 from .monitor import METRICS_FILE, LossTracker, MetricsLog, Progress, TensorBoardLog
 from .rng import capture_states, restore_states, seed_everything
 from .schedules import lr_factor
+from .tracking import TrackedMetric, Tracking
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax,
                "sgd": torch.optim.SGD}
@@ -50,6 +51,7 @@ class TrainResult:
     losses: dict[str, float] = field(default_factory=dict)
     checkpoint: Path | None = None
     seconds: float = 0.0
+    tracked: dict[str, float] = field(default_factory=dict)  # last finite value of each tracked metric
 
 
 class _LossModule(torch.nn.Module):
@@ -124,6 +126,7 @@ class Trainer:
         collate: Collate | None = None,
         validator: Validator | None = None,
         run_dir: str | Path | None = None,
+        tracked: Sequence[TrackedMetric] = (),
     ) -> None:
         self.config = config = config or TrainConfig()
         self.objectives = [objectives] if isinstance(objectives, Objective) else list(objectives)
@@ -131,6 +134,7 @@ class Trainer:
         if not names or len(set(names)) != len(names):
             raise ConfigError(f"objectives need distinct names, got {names}")
         self.validator = validator
+        self.tracking = Tracking(tracked)  # logged only: never early stopping or the best checkpoint
         self.run_dir = Path(run_dir) if run_dir is not None else None
         if config.checkpoint_every and self.run_dir is None:
             raise ConfigError("train config: checkpoint_every needs a run directory")
@@ -196,6 +200,9 @@ class Trainer:
             self._restore(ckpt.load_named(self.checkpoint_dir, "latest"))
         self._open_logs(resume_step=self.step if existing else None)
         started = time.perf_counter()
+        start_step = self.step
+        if not existing:
+            self._track(0, started, every_metric=True, notes=True)  # the untrained model
         progress = Progress(self.total_steps, self.step, enabled=config.progress and is_main_process())
         pending = LossTracker([o.name for o in self.objectives], self.device)
         losses: dict[str, float] = {}
@@ -216,15 +223,20 @@ class Trainer:
                     self.scaler.update()
                 validate = self._validation_due(self.step)
                 save = bool(config.checkpoint_every) and self.step % config.checkpoint_every == 0
-                if validate or save or self.step % config.log_every == 0 or self.step == self.total_steps:
+                track = bool(self.tracking.due(self.step))  # after a sync: a NaN is reported as such
+                if validate or save or track or self.step % config.log_every == 0 or self.step == self.total_steps:
                     losses = self._sync(pending, epoch, started)
                     progress.update(self.step, "  ".join(f"{k} {v:.4f}" for k, v in losses.items()))
                 else:
                     progress.update(self.step)
                 if validate:
                     self._validate(epoch, started)
+                if track:
+                    self._track(epoch, started)
                 if save and not self._last_saved_step(self.step):
                     self._save(best=False, started=started)
+            if self.step > start_step and self.tracking.last_step != self.step:
+                self._track((self.step - 1) // self.batches.steps_per_epoch, started, every_metric=True)
             if self.checkpoint_dir is not None and not self._last_saved_step(self.step):
                 self._save(best=False, started=started)
         finally:
@@ -234,7 +246,8 @@ class Trainer:
             self.model.load_state_dict(self._best_weights)
         return TrainResult(steps=self.step, stopped_early=self._stopped_early, best_metric=self.best_metric,
                            best_step=self.best_step, losses=losses, checkpoint=self._last_saved,
-                           seconds=self._elapsed_before + time.perf_counter() - started)
+                           seconds=self._elapsed_before + time.perf_counter() - started,
+                           tracked=dict(self.tracking.last))
 
     def _update(self, index: int, objective: Objective, batch: Any, local: int, total: int,
                 pending: LossTracker, autocast: Any) -> None:
@@ -312,6 +325,12 @@ class Trainer:
                    "time": round(self._elapsed_before + time.perf_counter() - started, 4)})
         if improved and self.checkpoint_dir is not None:
             self._save(best=True, started=started)
+
+    def _track(self, epoch: int, started: float, *, every_metric: bool = False, notes: bool = False) -> None:
+        values = self.tracking.evaluate(self.model, self.step, every_metric=every_metric, notes=notes)
+        if values:
+            self._log({"step": self.step, "epoch": epoch, **values,
+                       "time": round(self._elapsed_before + time.perf_counter() - started, 4)})
 
     # -- checkpoints ----------------------------------------------------------------------------------
 

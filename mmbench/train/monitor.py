@@ -62,7 +62,7 @@ class LossTracker:
 
 class MetricsLog:
     """One JSON object per line: ``step``, ``epoch``, ``time`` and ``loss/<objective>``, ``lr/<objective>``
-    or ``val/<name>`` entries. On resume, records after the resumed step (from the killed run) are dropped."""
+    or ``val/<name>`` entries, and tracked metrics by name (with ``note/<name>`` once, at step 0). On resume, records after the resumed step (from the killed run) are dropped."""
 
     def __init__(self, path: Path, *, resume_step: int | None = None) -> None:
         self.path = path
