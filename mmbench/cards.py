@@ -46,7 +46,9 @@ OPTIONAL_FIELDS = {
     "aggregate": str,
     "homepage": str,
     "base": str,
+    "evaluates_on": list,
 }
+DATA_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*:[A-Za-z0-9._-]+$")
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,9 @@ class Subset:
     split: str
     files: tuple[DataFile, ...]
     params: dict[str, Any]
+    # "dataset:split" ids of the items scored (e.g. "multi30k:test_2016_flickr"); a model that declares
+    # it trained on one of them is not scored here (see ``data_overlap``).
+    evaluates_on: tuple[str, ...] = ()
 
 
 @dataclass
@@ -156,6 +161,24 @@ def _parse_files(check: _Checker, raw: Any, where: str, default_base: str) -> tu
     return tuple(files)
 
 
+def _data_ids(check: _Checker, ids: list | None, where: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A type-checked ``evaluates_on`` list (None: absent) as a tuple of valid ids."""
+    if ids is None:
+        return default
+    if not all(isinstance(i, str) and DATA_ID_RE.match(i) for i in ids):
+        check.fail(where, 'expected a list of "dataset:split" ids, e.g. "multi30k:test_2016_flickr"')
+        return default
+    return tuple(ids)
+
+
+def data_overlap(seen: Iterable[str], evaluated: Iterable[str]) -> list[str]:
+    """The ``evaluated`` data ids a model has ``seen`` in training: same dataset and same split, where the
+    split ``all`` overlaps every split of its dataset."""
+    pairs = [tuple(i.split(":", 1)) for i in seen]
+    return sorted({e for e in evaluated for dataset, split in [e.split(":", 1)]
+                   if any(d == dataset and (s == split or "all" in (s, split)) for d, s in pairs)})
+
+
 def parse_card(data: dict[str, Any], source: str, path: Path | None = None, sha256: str = "") -> TaskCard:
     """Validate a parsed TOML table; raise CardError listing every problem."""
     check = _Checker(source)
@@ -176,6 +199,7 @@ def parse_card(data: dict[str, Any], source: str, path: Path | None = None, sha2
     if default_base not in BASES:
         check.fail("base", f"must be one of {', '.join(BASES)}")
 
+    card_evaluates_on = _data_ids(check, optional["evaluates_on"], "evaluates_on", ())
     subsets: list[Subset] = []
     seen: set[str] = set()
     raw_subsets = values["subsets"] or []
@@ -186,7 +210,7 @@ def parse_card(data: dict[str, Any], source: str, path: Path | None = None, sha2
         if not isinstance(raw, dict):
             check.fail(f"subsets[{i}]", "expected a table")
             continue
-        for key in sorted(set(raw) - {"name", "languages", "split", "files", "params"}):
+        for key in sorted(set(raw) - {"name", "languages", "split", "files", "params", "evaluates_on"}):
             check.fail(f"{where}{key}", "unknown field")
         sub_name = check.typed(raw, "name", str, where)
         languages = check.typed(raw, "languages", list, where) or []
@@ -197,11 +221,13 @@ def parse_card(data: dict[str, Any], source: str, path: Path | None = None, sha2
             check.fail(f"{where}split", f"{split!r} is not one of the card's splits {splits}")
         params = check.typed(raw, "params", dict, where, required=False) or {}
         files = _parse_files(check, raw.get("files"), f"{where}files", default_base)
+        evaluates_on = _data_ids(check, check.typed(raw, "evaluates_on", list, where, required=False),
+                                 f"{where}evaluates_on", card_evaluates_on)
         if sub_name is not None:
             if sub_name in seen or sub_name == "all":
                 check.fail(f"{where}name", f"duplicate or reserved subset name {sub_name!r}")
             seen.add(sub_name)
-            subsets.append(Subset(sub_name, tuple(languages), split, files, params))
+            subsets.append(Subset(sub_name, tuple(languages), split, files, params, evaluates_on))
 
     aggregate = optional["aggregate"]
     if aggregate is not None and aggregate != "mean":

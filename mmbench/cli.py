@@ -11,7 +11,14 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from .errors import CardError, MMBenchError
@@ -154,7 +161,14 @@ def validate_command(
 def _run(models, tasks, suites, seeds, device, output_dir, data_dir, tasks_dir, set_options, config, overwrite,
          train: bool, checkpoint: Path | None = None) -> None:
     from .data.root import data_root
-    from .runner import RunOptions, is_main_process, resolve_device, resolve_model, run, select_cards
+    from .runner import (
+        RunOptions,
+        is_main_process,
+        resolve_device,
+        resolve_model,
+        run,
+        select_cards,
+    )
 
     registry = get_registry()
     cards = select_cards(registry, tasks or [], suites or [], tasks_dir or [])

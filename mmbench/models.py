@@ -81,6 +81,15 @@ class Model:
         """
         return {"argument": self.argument_value} if self.argument_value is not None else {}
 
+    def seen_data(self) -> frozenset[str]:
+        """``"dataset:split"`` ids of evaluation data this model (as configured) trains or builds on.
+
+        The harness skips a task subset whose ``evaluates_on`` overlaps them (e.g. a model trained on
+        the multi30k-mini train photos, which are test_2016_flickr images, is never scored on
+        ``multi30k:test_2016_flickr``). Known from the config alone, so nothing is trained to decide it.
+        """
+        return frozenset()
+
     # -- lifecycle --------------------------------------------------------------------------------
     def prepare(self, ctx: RunContext) -> None:
         """Load weights or train (trainable models checkpoint to ``ctx.work_dir``)."""

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .cards import Subset, TaskCard, discover_cards, verify_files
+from .cards import Subset, TaskCard, data_overlap, discover_cards, verify_files
 from .config import build_config, parse_set_options, read_config_file, stable_hash
 from .errors import CardError, MMBenchError, PluginError
 from .kinds import EvalContext, Score, TaskKind
@@ -208,7 +208,7 @@ def _absent_data(card: TaskCard, subset: Subset, options: RunOptions) -> str | N
     """Why ``subset`` cannot run because a data file is not installed, or None (sha256 is checked later)."""
     for data_file in subset.files:
         path = data_file.resolve(card.directory, options.data_dir)
-        if not path.is_file():
+        if data_file.base != "package" and not path.is_file():  # a missing package file is a broken install
             hint = f"; get it from {data_file.url}" if data_file.url else ""
             return f"data not installed: {data_file.path} (looked in {path.parent}){hint}"
     return None
@@ -243,8 +243,12 @@ def run(
                     key = _key(resolved, seed, card, subset.name, subset.split)
                     base = Outcome(resolved.display_name, seed, card.name, subset.name, "", card.main_score)
                     absent = _absent_data(card, subset, options) if card.name in options.skip_missing_data else None
+                    leaked = data_overlap(resolved.model.seen_data(), subset.evaluates_on)
                     if missing:
                         base.status, base.message = "skipped", f"model lacks capability {', '.join(missing)}"
+                        emit(base)
+                    elif leaked:
+                        base.status, base.message = "skipped", f"model trained on {', '.join(leaked)}, which this task scores"
                         emit(base)
                     elif absent:
                         base.status, base.message = "skipped", absent

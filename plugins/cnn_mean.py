@@ -85,6 +85,9 @@ class CnnMean(mmbench.Model):
     def vocabulary(self, language):
         return list(self._vocab.get(language, {}))
 
+    def seen_data(self):
+        return frozenset({f"emoji:{self.config.split}"})
+
     def embed_words(self, words, language):
         table = self._vocab.get(language, {})
         rows = [table.get(w.lower(), -1) for w in words]

@@ -55,7 +55,7 @@ from mmbench.train.errors import CheckpointError
 from mmbench.train.losses import in_batch_softmax
 from mmbench.train.tracking import TrackedMetric, alignment_ratio_metric
 from mmbench.text import tokenize
-from mmbench_plugins.imagevec_data import SOURCES, TrainingPairs, alignment_lexicon, build_pairs
+from mmbench_plugins.imagevec_data import SEEN_DATA, SOURCES, TrainingPairs, alignment_lexicon, build_pairs
 
 STATE_FORMAT = "mmbench-imagevec"
 STATE_VERSION = 1
@@ -282,6 +282,9 @@ class ImageVec(mmbench.Model):
         super().__init__(config, argument)
         if self.config.image_encoder == "cooc":  # set through --set on a features variant
             self.capabilities = self.capabilities - {mmbench.Capability.IMAGES}
+
+    def seen_data(self) -> frozenset[str]:
+        return SEEN_DATA.get(self.config.train_data, frozenset())
 
     # -- preparing ----------------------------------------------------------------------------------
     def prepare(self, ctx: mmbench.RunContext) -> None:

@@ -187,6 +187,10 @@ MALFORMED = [
     ("bad-card-base", _set("base", "home"), "base", "must be one of data, card, package"),
     ("unsupported-schema", _set("schema", 2), "schema", "unsupported card schema 2"),
     ("bad-aggregate", _set("aggregate", "median"), "aggregate", "only 'mean' is supported"),
+    ("evaluates-on-not-list", _set("evaluates_on", "emoji:test"), "evaluates_on", "expected list, got str"),
+    ("evaluates-on-no-split", _set("evaluates_on", ["emoji"]), "evaluates_on", 'expected a list of "dataset:split" ids'),
+    ("subset-evaluates-on-bad", _sub(1, "evaluates_on", ["Emoji:test"]), "subsets[1].evaluates_on",
+     'expected a list of "dataset:split" ids'),
 ]
 
 

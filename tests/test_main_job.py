@@ -20,14 +20,14 @@ def test_main_job_scores_far_above_chance(tmp_path, capsys):
     assert main(["run", "--model", "cnn-mean", "--suite", "default", "--output-dir", str(tmp_path),
                  "--device", "cpu"]) == 0
     records = {(r["task"], r["subset"]): r for r in (json.loads(p.read_text()) for p in tmp_path.rglob("*.json"))}
-    assert len(records) == 26  # emoji-retrieval and emoji-matching: 12 languages + their mean each
+    assert len(records) == 35  # emoji-retrieval and emoji-matching (12 languages + mean), caption-xling-emoji (8 + mean)
     english = records[("emoji-retrieval", "en")]
     assert english["n_items"] == 365 and english["coverage"] == 1.0
     assert english["protocol"] == "emoji-v1/noto/test/1-caption" and english["details"]["ties"] == "pessimistic"
     assert english["main_score"] > 8 * CHANCE_RSUM
     assert english["scores"]["t2i_r10"] > 20 and english["scores"]["i2t_r10"] > 20  # chance: 2.7
     assert records[("emoji-retrieval", "all")]["main_score"] > 5 * CHANCE_RSUM
-    assert "26 record(s) written" in capsys.readouterr().out
+    assert "35 record(s) written" in capsys.readouterr().out
 
 
 class ShuffledImages(CnnMean):

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mmbench.data import multi30k, multi30k_mini, muse, rcv, retrieval_sets, sib200, visual_bli, wordsim
+from mmbench.data import (
+    multi30k,
+    multi30k_mini,
+    muse,
+    rcv,
+    retrieval_sets,
+    sib200,
+    visual_bli,
+    wordsim,
+)
 from mmbench.errors import DataError
 
 Counts = dict[str, Any]

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mmbench.data import EMOJI_SPLITS
 from mmbench.errors import DataError
 from mmbench.text import tokenize
 
-SPLITS = ("all", "train", "val", "test")
+SPLITS = ("all", *EMOJI_SPLITS)
 
 def normalize_term(text: str) -> str:
     """The matching key of a word, name part or keyword: NFC, lowercased tokens joined by one space."""

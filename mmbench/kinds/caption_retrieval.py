@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from ..cards import Subset, TaskCard
+from ..data import EMOJI_SPLITS
 from ..errors import DataError, MMBenchError
 from ..hookspecs import hookimpl
 from ..models import Capability, Model
 from . import EvalContext, Score, TaskKind, check_params, model_embeddings
-from .matching import EMOJI_SPLITS
 from .retrieval_sources import emoji_names
 
-COMMON_PARAMS: dict[str, tuple] = {
+CAPTION_PARAMS: dict[str, tuple] = {
     "source": ("multi30k", "emoji"),
     "ties": ("pessimistic", "optimistic"),
     "similarity": ("cosine", "dot"),
@@ -46,7 +46,7 @@ class TranslationPairs:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def merged_params(card: TaskCard, subset: Subset) -> dict[str, Any]:
+def caption_params(card: TaskCard, subset: Subset) -> dict[str, Any]:
     return {**DEFAULTS, **card.params, **subset.params}
 
 
@@ -112,7 +112,7 @@ SOURCES = {"multi30k": Source(_check_multi30k, _load_multi30k), "emoji": Source(
 
 def load_translation_pairs(card: TaskCard, subset: Subset, data_dir: Path) -> TranslationPairs:
     """The aligned texts of one subset, exactly as the kind hands them to a model."""
-    source = merged_params(card, subset).get("source")
+    source = caption_params(card, subset).get("source")
     if source not in SOURCES:
         raise DataError(f"task {card.name!r}: unknown caption-retrieval source {source!r}")
     return SOURCES[source].load(subset, Path(data_dir))
@@ -130,11 +130,11 @@ class CaptionRetrieval(TaskKind):
     needs_files = False
 
     def validate(self, card: TaskCard) -> list[str]:
-        problems = check_params(card.params, COMMON_PARAMS)
+        problems = check_params(card.params, CAPTION_PARAMS)
         for subset in card.subsets:
             where = f"subsets.{subset.name}"
-            problems += check_params(subset.params, COMMON_PARAMS, f"{where}.params")
-            source = merged_params(card, subset).get("source")
+            problems += check_params(subset.params, CAPTION_PARAMS, f"{where}.params")
+            source = caption_params(card, subset).get("source")
             if source is None:
                 problems.append(f"{where}.params.source: required (on the card or the subset): "
                                 f"{', '.join(SOURCES)}")
@@ -147,7 +147,7 @@ class CaptionRetrieval(TaskKind):
     def evaluate(self, model: Model, card: TaskCard, subset: Subset, ctx: EvalContext) -> Score:
         from ..metrics.retrieval import retrieval_scores
 
-        params = merged_params(card, subset)
+        params = caption_params(card, subset)
         a, b = subset.languages
         pairs = load_translation_pairs(card, subset, ctx.data_dir)
         n = len(pairs.texts_a)

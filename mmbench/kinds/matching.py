@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..cards import Subset, TaskCard
+from ..data import EMOJI_SPLITS
 from ..errors import DataError, MMBenchError
 from ..hookspecs import hookimpl
 from ..models import Capability, Model
@@ -33,7 +34,6 @@ PARAMS: dict[str, tuple] = {
 }
 CARD_ONLY = ("seed", "n_negatives", "ties")  # they define the candidate lists, so the whole card shares them
 DEFAULTS: dict[str, Any] = {"style": "noto", "seed": 0, "n_negatives": 99, "ties": "pessimistic"}
-EMOJI_SPLITS = ("train", "val", "test")
 DIRECTIONS = ("i2w", "w2i")
 
 

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..cards import Subset, TaskCard
+from ..data import EMOJI_SPLITS
 from ..errors import DataError
 from ..hookspecs import hookimpl
 from ..models import Capability, Model
@@ -48,7 +49,7 @@ PARAMS: dict[str, tuple] = {
     "dataset": ("cldi", "bergsma500"),
     "source_style": STYLES,
     "target_style": STYLES,
-    "split": ("all", "train", "val", "test"),
+    "split": ("all", *EMOJI_SPLITS),
 }
 DEFAULTS = {"dataset": "cldi", "source_style": "noto", "target_style": "emojione", "split": "all"}
 POS_TAGS = ("A", "N", "V")

@@ -8,7 +8,13 @@ from typing import Any
 import torch
 
 from .data import batch_length, slice_rows, to_device
-from .distributed import all_gather_ordered, is_distributed, rank, split_sizes, world_size
+from .distributed import (
+    all_gather_ordered,
+    is_distributed,
+    rank,
+    split_sizes,
+    world_size,
+)
 
 
 def encode(

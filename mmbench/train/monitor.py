@@ -106,7 +106,7 @@ class TensorBoardLog:
 
     def write(self, record: dict[str, Any]) -> None:
         for key, value in record.items():
-            if "/" in key and isinstance(value, (int, float)):
+            if key not in ("step", "epoch", "time") and isinstance(value, (int, float)) and not isinstance(value, bool):
                 self._writer.add_scalar(key, value, record["step"])
 
     def close(self) -> None:
@@ -121,7 +121,12 @@ class Progress:
         self._started = time.perf_counter()
         if not enabled:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
         from rich.progress import Progress as RichProgress
 
         self._bar = RichProgress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
