@@ -11,7 +11,10 @@ in >= 2 languages) and ``imagevec-unaware`` (no language tags: one embedding per
 emoji; ``imagevec-m30k`` (the 700 multi30k-mini train photos and their ResNet-50 features, captions in
 en/de/fr/cs) and ``imagevec-m30k-cooc`` (co-occurrence on the 29,000 Multi30k train images, whose
 features are not available: their captions in en/de/fr/cs). ``train_data`` picks the source
-(``imagevec_data.SOURCES``).
+(``imagevec_data.SOURCES``). With all 109 emoji languages every training concept is named in >= 2 of
+them, so ``imagevec-cooc-multi`` trains on exactly the pairs of ``imagevec-cooc`` there (identical
+scores); the subset bites once ``languages`` is narrowed (e.g. en + yo) or on data with monolingual
+images, as in the paper's search logs.
 
 Vocabulary: tokens seen in >= ``min_count`` distinct training queries (default 1: every training token,
 which the word-similarity sets need); with ``min_count`` > 1 rarer tokens share ``oov_buckets`` hashed rows
