@@ -20,16 +20,20 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import datasets
 import numpy as np
 import platformdirs
 import pyarrow as pa
 
 from mmbench.errors import DataError
 
-DatasetLike = TypeVar("DatasetLike", datasets.Dataset, datasets.DatasetDict)
+if TYPE_CHECKING:
+    import datasets
+
+    DatasetLike = TypeVar("DatasetLike", datasets.Dataset, datasets.DatasetDict)
+else:  # `datasets` costs ~1 s to import; modules that only read files (and the CLI) should not pay it
+    DatasetLike = TypeVar("DatasetLike")
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = "\ufeff"
@@ -234,6 +238,8 @@ def make_dataset(columns: Mapping[str, Sequence[Any] | np.ndarray | pa.Array], f
             arrays[name] = values
         else:
             arrays[name] = pa.array(values)
+    import datasets
+
     # An explicit fingerprint skips datasets' hashing of the whole table (seconds for features).
     return datasets.Dataset(pa.table(arrays), fingerprint=fingerprint)
 
@@ -294,6 +300,8 @@ def cache_key(loader: str, version: int, inputs: Sequence[Path], params: Mapping
 
 @contextlib.contextmanager
 def _quiet_progress() -> Iterator[None]:
+    import datasets
+
     was_enabled = not datasets.are_progress_bars_disabled()
     datasets.disable_progress_bars()
     try:
@@ -317,6 +325,8 @@ def cached(
     The result is always the memory-mapped copy on disk. Writes go to a temporary folder renamed
     into place, so concurrent runs never see a half-written cache.
     """
+    import datasets
+
     key = cache_key(loader, version, inputs, params)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = root / f"{loader}-{key}"
