@@ -188,3 +188,32 @@ def run_cli(args, env=None, cwd=None, timeout=300):
 
     return subprocess.run([sys.executable, "-m", "mmbench", *map(str, args)], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def linked_groups(links):
+    """Union-find over ``(a, b)`` links (each joins a's group into b's): every linked node -> its group root."""
+    parent = {}
+
+    def find(node):
+        while parent.setdefault(node, node) != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for a, b in links:
+        parent[find(a)] = find(b)
+    return {node: find(node) for node in list(parent)}
+
+
+def assert_validate_reports_param(capsys, tmp_path, cards, old, new, field):
+    """`mmbench validate` passes the packaged ``cards`` and names ``field`` once ``old`` becomes ``new`` in the first."""
+    from mmbench.cli import main
+
+    paths = [str(REPO_ROOT / "tasks" / f"{name}.toml") for name in cards]
+    assert main(["validate", *paths]) == 0
+    assert f"{len(paths)} card(s) checked, 0 problem(s)" in capsys.readouterr().out
+    broken = tmp_path / "broken.toml"
+    broken.write_text(Path(paths[0]).read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+    assert main(["validate", str(broken)]) == 1
+    captured = capsys.readouterr()
+    assert "1 problem(s)" in captured.out and field in captured.err

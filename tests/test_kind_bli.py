@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_validate_reports_param, linked_groups
 from mmbench_plugins.vectors import VectorsConfig, WordVectors
 
 import mmbench
 import mmbench.kinds.bli as bli_module
 from mmbench import plugins
 from mmbench.cards import load_card
-from mmbench.cli import main
 from mmbench.errors import CardError
 from mmbench.kinds import EvalContext
 from mmbench.models import Incompatible
@@ -65,22 +65,13 @@ class Synthetic:
 def make_vectors(pairs: list[tuple[str, str]], directory: Path) -> Synthetic:
     """en/de vectors for one dictionary: shared group directions + noise, distractors, hubs, gaps."""
     rng = np.random.default_rng(11)
-    parent: dict[tuple[str, str], tuple[str, str]] = {}
-
-    def find(node):
-        while parent.setdefault(node, node) != node:
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        return node
-
-    for source, target in pairs:
-        parent[find(("en", source))] = find(("de", target))
-    groups = sorted({find(node) for node in list(parent)})
+    root_of = linked_groups((("en", source), ("de", target)) for source, target in pairs)
+    groups = sorted(set(root_of.values()))
     direction = {group: rng.standard_normal(DIM) for group in groups}
     common = rng.standard_normal(DIM)  # shared by every dictionary word: what makes hubs possible
     vectors = {}
-    for node in sorted(parent):
-        vectors[node] = direction[find(node)] + COMMON * common + NOISE * rng.standard_normal(DIM)
+    for node in sorted(root_of):
+        vectors[node] = direction[root_of[node]] + COMMON * common + NOISE * rng.standard_normal(DIM)
     for i in range(N_HUBS):
         # Close to the common component: a hub is every query's fairly near neighbour.
         vectors[("de", f"hub{i}")] = common + HUB_NOISE * rng.standard_normal(DIM)
@@ -284,12 +275,5 @@ def test_query_construction() -> None:
 
 def test_cli_validate(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     monkeypatch.setattr(plugins, "_CACHED", None)
-    paths = [str(REPO / f"tasks/{name}.toml") for name in ("muse-bli", "muse-bli-nn")]
-    assert main(["validate", *paths]) == 0
-    assert "2 card(s) checked, 0 problem(s)" in capsys.readouterr().out
-    broken = tmp_path / "broken.toml"
-    text = Path(paths[0]).read_text(encoding="utf-8")
-    broken.write_text(text.replace('method = "csls"', 'method = "cosine"'), encoding="utf-8")
-    assert main(["validate", str(broken)]) == 1
-    captured = capsys.readouterr()
-    assert "1 problem(s)" in captured.out and "params.method" in captured.err
+    assert_validate_reports_param(capsys, tmp_path, ("muse-bli", "muse-bli-nn"),
+                                  'method = "csls"', 'method = "cosine"', "params.method")

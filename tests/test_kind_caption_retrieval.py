@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import linked_groups, run_cli
 from mmbench_plugins.cnn_mean import CnnMean, CnnMeanConfig
 from mmbench_plugins.vectors import WordVectors
 
@@ -165,27 +165,22 @@ def registry():
 @pytest.fixture(scope="module")
 def vectors_file(shared_data, tmp_path_factory) -> Path:
     """en/de/fr/cs words of the test captions; words linked by the MUSE dictionaries share one random vector."""
-    parent: dict[tuple[str, str], tuple[str, str]] = {}
+    def links():
+        for b in ("de", "fr", "cs"):
+            english, other = multi30k_pairs(shared_data, b)
+            vocab_en = {w for t in english for w in TOKEN.findall(t.lower())}
+            vocab_b = {w for t in other for w in TOKEN.findall(t.lower())}
+            for line in read_lines(shared_data / "muse" / "dictionaries" / f"en-{b}.txt.gz"):
+                source, target = line.split()
+                if source in vocab_en and target in vocab_b:
+                    yield ("en", source), (b, target)
 
-    def find(node):
-        while parent.setdefault(node, node) != node:
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        return node
-
-    for b in ("de", "fr", "cs"):
-        english, other = multi30k_pairs(shared_data, b)
-        vocab_en = {w for t in english for w in TOKEN.findall(t.lower())}
-        vocab_b = {w for t in other for w in TOKEN.findall(t.lower())}
-        for line in read_lines(shared_data / "muse" / "dictionaries" / f"en-{b}.txt.gz"):
-            source, target = line.split()
-            if source in vocab_en and target in vocab_b:
-                parent[find(("en", source))] = find((b, target))
+    root_of = linked_groups(links())
     rng = np.random.default_rng(0)
-    groups = {root: rng.standard_normal(DIM) for root in sorted({find(n) for n in list(parent)})}
+    groups = {root: rng.standard_normal(DIM) for root in sorted(set(root_of.values()))}
     path = tmp_path_factory.mktemp("vectors") / "muse-dictionary-bow.vec"
-    lines = [f"{lang}:{word} " + " ".join(f"{x:.5f}" for x in groups[find((lang, word))])
-             for lang, word in sorted(parent)]
+    lines = [f"{lang}:{word} " + " ".join(f"{x:.5f}" for x in groups[root_of[(lang, word)]])
+             for lang, word in sorted(root_of)]
     path.write_text(f"{len(lines)} {DIM}\n" + "\n".join(lines) + "\n", encoding="utf-8")
     return path
 

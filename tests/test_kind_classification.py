@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_validate_reports_param
 from mmbench_plugins.vectors import VectorsConfig, WordVectors
 
 import mmbench
 import mmbench.kinds.classification as classification_module
 from mmbench import plugins
 from mmbench.cards import DataFile, load_card
-from mmbench.cli import main
 from mmbench.errors import DataError
 from mmbench.kinds import EvalContext
 from mmbench.metrics.classification import train_eval_linear
@@ -285,12 +285,5 @@ def test_tokenize(text: str, tokenizer: str, case: str, tokens: list[str]) -> No
 
 def test_cli_validate(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     monkeypatch.setattr(plugins, "_CACHED", None)
-    paths = [str(REPO / f"tasks/{name}.toml") for name in ("rcv", "sib200")]
-    assert main(["validate", *paths]) == 0
-    assert "2 card(s) checked, 0 problem(s)" in capsys.readouterr().out
-    broken = tmp_path / "broken.toml"
-    text = Path(paths[0]).read_text(encoding="utf-8")
-    broken.write_text(text.replace('dataset = "rcv"', 'dataset = "reuters"'), encoding="utf-8")
-    assert main(["validate", str(broken)]) == 1
-    captured = capsys.readouterr()
-    assert "1 problem(s)" in captured.out and "params.dataset" in captured.err
+    assert_validate_reports_param(capsys, tmp_path, ("rcv", "sib200"),
+                                  'dataset = "rcv"', 'dataset = "reuters"', "params.dataset")
