@@ -1,7 +1,9 @@
 """Task cards: one declarative TOML file per task (MTEB-style metadata), validated on load.
 
 Card files come from the packaged ``tasks/`` directory, then ``MMBENCH_TASKS_PATH`` (os.pathsep list) and
-``--tasks-dir`` (later ones override earlier cards of the same name). See docs/task-cards.md.
+``--tasks-dir`` (later ones override earlier cards of the same name, with a notice). A card reads files only
+inside its base directory: checked lexically when the card is parsed and again, symlinks resolved, when a
+file is resolved. See docs/task-cards.md.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterable
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any, Iterable, Sequence
 
-from .errors import CardError, DataError
+from .errors import CardError, DataError, MMBenchError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -27,6 +29,7 @@ TASKS_PATH_ENV = "MMBENCH_TASKS_PATH"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 BASES = ("data", "card", "package")
+BASE_PLACES = {"data": "data directory", "card": "card directory", "package": "mmbench package"}
 
 REQUIRED_FIELDS = {
     "name": str,
@@ -58,12 +61,27 @@ class DataFile:
     base: str  # "data": under the data root; "card": next to the card; "package": inside mmbench
     url: str | None = None
 
-    def resolve(self, card_dir: Path, data_dir: Path) -> Path:
+    def root(self, card_dir: Path, data_dir: Path) -> Path:
+        """The directory this file must stay inside."""
         if self.base == "card":
-            return (card_dir / self.path).resolve()
+            return Path(card_dir)
         if self.base == "package":
-            return Path(str(importlib.resources.files("mmbench").joinpath(self.path)))
-        return data_dir / self.path
+            return Path(str(importlib.resources.files("mmbench")))
+        return Path(data_dir)
+
+    def resolve(self, card_dir: Path, data_dir: Path) -> Path:
+        """The file's path; DataError if it leaves its base directory (symlinks followed). The file is not read."""
+        root = self.root(card_dir, data_dir)
+        place = f"the {BASE_PLACES.get(self.base, 'base directory')} {root}"
+        if not is_contained_path(self.path):
+            raise DataError(f"data file {self.path!r}: must be a relative path inside {place}")
+        try:
+            real, real_root = (root / self.path).resolve(), root.resolve()
+        except (OSError, RuntimeError) as exc:  # e.g. a symlink loop
+            raise DataError(f"data file {self.path!r}: cannot resolve it inside {place}: {exc.__class__.__name__}") from None
+        if not real.is_relative_to(real_root):
+            raise DataError(f"data file {self.path!r} resolves to {real}, outside {place}; a card reads only files inside it")
+        return real if self.base == "card" else root / self.path
 
 
 @dataclass(frozen=True)
@@ -126,6 +144,16 @@ class _Checker:
         return value
 
 
+def is_contained_path(path: str) -> bool:
+    """Whether ``path`` names something below a directory, lexically: relative on POSIX and Windows, no '..'."""
+    if not path or "\0" in path:
+        return False
+    posix, windows = PurePosixPath(path), PureWindowsPath(path)
+    if posix.is_absolute() or windows.drive or windows.root:
+        return False
+    return bool(posix.parts) and ".." not in posix.parts and ".." not in windows.parts
+
+
 def _parse_files(check: _Checker, raw: Any, where: str, default_base: str) -> tuple[DataFile, ...]:
     if raw is None:
         return ()
@@ -152,10 +180,8 @@ def _parse_files(check: _Checker, raw: Any, where: str, default_base: str) -> tu
         if base not in BASES:
             check.fail(f"{here}base", f"must be one of {', '.join(BASES)}")
         if path is not None:
-            if Path(path).is_absolute():
-                check.fail(f"{here}path", "must be relative (to the data dir, the card, or the package)")
-            elif base != "card" and ".." in Path(path).parts:
-                check.fail(f"{here}path", "must not leave the data directory ('..')")
+            if not is_contained_path(path):
+                check.fail(f"{here}path", f"must be a relative path inside the {BASE_PLACES.get(base, 'base directory')}")
             else:
                 files.append(DataFile(path=path, sha256=sha, base=base, url=url))
     return tuple(files)
@@ -257,32 +283,74 @@ def load_card(path: Path) -> TaskCard:
     return parse_card(data, str(path), path=path, sha256=hashlib.sha256(raw_bytes).hexdigest())
 
 
+def packaged_card_directory() -> Path:
+    return Path(str(importlib.resources.files("mmbench_tasks")))
+
+
+def user_card_directories(tasks_dirs: Iterable[Path] = ()) -> list[Path]:
+    """$MMBENCH_TASKS_PATH, then explicit --tasks-dir (later wins)."""
+    env = os.environ.get(TASKS_PATH_ENV)
+    dirs = [Path(p) for p in env.split(os.pathsep) if p] if env else []
+    return dirs + [Path(d) for d in tasks_dirs]
+
+
 def card_directories(tasks_dirs: Iterable[Path] = ()) -> list[Path]:
     """Packaged cards first, then $MMBENCH_TASKS_PATH, then explicit --tasks-dir (later wins)."""
-    dirs = [Path(str(importlib.resources.files("mmbench_tasks")))]
-    env = os.environ.get(TASKS_PATH_ENV)
-    if env:
-        dirs += [Path(p) for p in env.split(os.pathsep) if p]
-    dirs += [Path(d) for d in tasks_dirs]
-    return dirs
+    return [packaged_card_directory(), *user_card_directories(tasks_dirs)]
 
 
-def discover_cards(tasks_dirs: Iterable[Path] = ()) -> tuple[dict[str, TaskCard], list[str]]:
-    """All valid cards by name, and one error line per card that failed validation."""
-    cards: dict[str, TaskCard] = {}
-    errors: list[str] = []
-    for directory in card_directories(tasks_dirs):
+@dataclass
+class CardScan:
+    """What discovery found: the cards that win, and what went wrong or was replaced on the way."""
+
+    cards: dict[str, TaskCard] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)  # every problem, packaged or user, one line each
+    user_errors: list[str] = field(default_factory=list)  # the user's (tasks dirs, env path) share of ``errors``
+    notices: list[str] = field(default_factory=list)  # "task 'x' from FILE overrides the packaged card", ...
+
+
+def scan_cards(tasks_dirs: Iterable[Path] = ()) -> CardScan:
+    """Load the packaged cards, then the user's; a later card of the same name replaces an earlier one."""
+    scan = CardScan()
+    from_user: dict[str, bool] = {}
+    directories = [(packaged_card_directory(), False)] + [(d, True) for d in user_card_directories(tasks_dirs)]
+    for directory, user in directories:
+        problems = [scan.errors, scan.user_errors] if user else [scan.errors]
         if not directory.is_dir():
-            errors.append(f"{directory}: tasks directory does not exist")
+            for lines in problems:
+                lines.append(f"{directory}: tasks directory does not exist")
             continue
         for path in sorted(directory.glob("*.toml")):
             try:
                 card = load_card(path)
             except CardError as exc:
-                errors.append(str(exc))
+                for lines in problems:
+                    lines.append(str(exc))
                 continue
-            cards[card.name] = card
-    return cards, errors
+            earlier = scan.cards.get(card.name)
+            if user and earlier is not None and not _same_file(earlier.path, path):
+                replaced = f"the one from {earlier.path}" if from_user[card.name] else "the packaged card"
+                scan.notices.append(f"task {card.name!r} from {path} overrides {replaced}")
+            scan.cards[card.name], from_user[card.name] = card, user
+    return scan
+
+
+def _same_file(a: Path | None, b: Path) -> bool:
+    try:
+        return a is not None and a.samefile(b)
+    except OSError:
+        return False
+
+
+def discover_cards(
+    tasks_dirs: Iterable[Path] = (), notices: list[str] | None = None
+) -> tuple[dict[str, TaskCard], list[str]]:
+    """All valid cards by name, and one error line per card that failed validation. Never raises for a
+    broken card (``mmbench list`` shows them); ``notices``, if given, receives one line per override."""
+    scan = scan_cards(tasks_dirs)
+    if notices is not None:
+        notices.extend(scan.notices)
+    return scan.cards, scan.errors
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -300,7 +368,10 @@ def verify_files(card: TaskCard, subset: Subset, data_dir: Path) -> list[dict[st
     """Check every file of ``subset`` exists and matches its sha256; return provenance entries."""
     entries = []
     for data_file in subset.files:
-        path = data_file.resolve(card.directory, data_dir)
+        try:
+            path = data_file.resolve(card.directory, data_dir)
+        except DataError as exc:
+            raise DataError(f"task {card.name!r}: {exc}") from None
         if not path.is_file():
             hint = f"; get it from {data_file.url}" if data_file.url else ""
             raise DataError(
@@ -312,3 +383,50 @@ def verify_files(card: TaskCard, subset: Subset, data_dir: Path) -> list[dict[st
             raise DataError(f"{path}: sha256 {digest[:12]}… does not match the card's {data_file.sha256[:12]}…")
         entries.append({"path": data_file.path, "sha256": digest})
     return entries
+
+
+# -- selecting cards for a run (``registry`` is a mmbench.plugins.Registry; cards never import plugins) --
+def select_cards(
+    registry, task_names: Sequence[str], suites: Sequence[str], tasks_dirs: Sequence[Path] = (),
+    notices: list[str] | None = None,
+) -> list[TaskCard]:
+    """Cards named directly or through a suite, validated against their kind; errors name the card.
+
+    Any of the user's cards (``tasks_dirs``, $MMBENCH_TASKS_PATH) that fails to load is a CardError, so a
+    broken override never loses silently to the packaged card; ``notices``, if given, receives the overrides.
+    """
+    scan = scan_cards(tasks_dirs)
+    if notices is not None:
+        notices.extend(scan.notices)
+    if scan.user_errors:
+        raise CardError("; ".join(scan.user_errors) + f" (every card from --tasks-dir and {TASKS_PATH_ENV} must load)")
+    cards, errors = scan.cards, scan.errors
+    wanted = list(dict.fromkeys(task_names))
+    for suite in suites:
+        members = sorted(name for name, card in cards.items() if suite in card.suites)
+        if not members:
+            raise CardError(f"suite {suite!r} has no task cards (see `mmbench list tasks`)")
+        wanted += [m for m in members if m not in wanted]
+    if not wanted:
+        raise CardError("no task given: use --task NAME or --suite NAME")
+    selected = []
+    for name in wanted:
+        if name not in cards:
+            broken = [e for e in errors if f"/{name}.toml" in e or e.startswith(f"{name}.toml")]
+            raise CardError(broken[0] if broken else f"unknown task {name!r} (see `mmbench list tasks`)")
+        selected.append(validate_against_kind(registry, cards[name]))
+    return selected
+
+
+def validate_against_kind(registry, card: TaskCard) -> TaskCard:
+    source = str(card.path or card.name)
+    try:
+        kind = registry.task_kind(card.kind)
+    except MMBenchError as exc:  # unknown, or claimed by two plugins: the registry says which
+        raise CardError(f"{source}: kind: {str(exc).splitlines()[0]}") from None
+    problems = list(kind.validate(card))
+    if card.main_score not in kind.scores:
+        problems.append(f"main_score: {card.main_score!r} is not a score of kind {kind.name!r} ({', '.join(kind.scores)})")
+    if problems:
+        raise CardError(f"{source}: " + "; ".join(problems))
+    return card

@@ -38,6 +38,11 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error is one line, however long
 _state = {"debug": bool(os.environ.get("MMBENCH_DEBUG"))}
 
+# Exit codes (docs/guarantees.md): 0 every requested unit was scored or already had an intact record;
+# 1 a unit or the command failed (user error, broken model, bad data); 2 usage or task-card error;
+# 3 nothing was scored because every requested unit was skipped (capability, contamination, missing data).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING_SCORED = 0, 1, 2, 3
+
 ModelOpt = Annotated[list[str], typer.Option("--model", "-m", help="Model name, variant or NAME:ARG (e.g. vectors:PATH); repeatable.")]
 TaskOpt = Annotated[Optional[list[str]], typer.Option("--task", "-t", help="Task card name; repeatable.")]
 SuiteOpt = Annotated[Optional[list[str]], typer.Option("--suite", help="Run every task card in this suite; repeatable.")]
@@ -103,17 +108,21 @@ def list_things(
 
 @app.command("plugins")
 def plugins_command() -> None:
-    """Each plugin: distribution, version, what it registered, and any load error."""
+    """Each plugin: distribution, version, what it registered, load errors and refused (colliding) names."""
     registry = get_registry()
     table = Table(title="Plugins")
-    for column in ("plugin", "distribution", "version", "registered", "error"):
+    for column in ("plugin", "distribution", "version", "registered", "problems"):
         table.add_column(column)
     for info in registry.plugins.values():
+        problems = ([f"[red]{escape(info.error)}[/]"] if info.error else []) + [
+            f"[yellow]{escape(c)}[/]" for c in info.conflicts]
         table.add_row(
             escape(info.name), escape(info.distribution or "—"), escape(info.version or "—"),
-            escape(", ".join(info.registered) or "—"), f"[red]{escape(info.error)}[/]" if info.error else "",
+            escape(", ".join(info.registered) or "—"), "; ".join(problems),
         )
     out.print(table)
+    for conflict in registry.conflicts:
+        err.print(f"[yellow]name collision:[/] {escape(conflict.message)}")
 
 
 @app.command("validate")
@@ -122,7 +131,7 @@ def validate_command(
 ) -> None:
     """Check task cards: schema, fields, and the kind's own rules."""
     from .cards import discover_cards, load_card
-    from .runner import validate_against_kind
+    from .cards import validate_against_kind
 
     registry = get_registry()
     problems: list[str] = []
@@ -171,8 +180,20 @@ def _run(models, tasks, suites, seeds, device, output_dir, data_dir, tasks_dir, 
     )
 
     registry = get_registry()
-    cards = select_cards(registry, tasks or [], suites or [], tasks_dir or [])
+    notices: list[str] = []
+    cards = select_cards(registry, tasks or [], suites or [], tasks_dir or [], notices=notices)
     resolved = [resolve_model(registry, spec, set_options or [], config) for spec in models]
+    # Everything a user can get wrong is checked before any model is prepared.
+    for seed in seeds or []:
+        if not 0 <= seed < 2**32:
+            raise MMBenchError(f"--seed {seed}: a seed must be an integer in [0, 2**32)")
+    if checkpoint is not None and not checkpoint.is_dir():
+        raise MMBenchError(f"--checkpoint {checkpoint}: no such checkpoint directory")
+    _check_writable(output_dir)
+    for line in notices:
+        err.print(f"[yellow]notice:[/] {escape(line)}")
+    for conflict in registry.conflicts:
+        err.print(f"[yellow]name collision:[/] {escape(conflict.message)}")
     options = RunOptions(
         results_dir=output_dir, data_dir=data_root(data_dir), seeds=list(dict.fromkeys(seeds or [0])),
         device=resolve_device(device), overwrite=overwrite, train=train, checkpoint=checkpoint,
@@ -191,13 +212,30 @@ def _run(models, tasks, suites, seeds, device, output_dir, data_dir, tasks_dir, 
                 progress.update(bar, description=f"{payload.card.name} / {payload.subset.name}")
             elif kind == "outcome" and payload.subset != "all":  # aggregates are extra, not planned units
                 progress.advance(bar)
+            elif kind == "waiting":
+                progress.console.print(f"another mmbench run holds {escape(str(payload))}; waiting for it to finish")
 
         outcomes = run(registry, resolved, cards, options, on_event)
     if not is_main_process():
         return
     _summary(outcomes, output_dir)
     if any(o.status == "error" for o in outcomes):
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
+    if all(o.status == "skipped" for o in outcomes):
+        err.print("[red]Error:[/] nothing was scored: every requested unit was skipped (reasons above)")
+        raise typer.Exit(EXIT_NOTHING_SCORED)
+
+
+def _check_writable(directory: Path) -> None:
+    """Fail before any work if results cannot be written to ``directory``."""
+    import tempfile
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory, prefix=".mmbench-write-check"):
+            pass
+    except OSError as exc:
+        raise MMBenchError(f"--output-dir {directory}: cannot write results there ({exc.strerror or exc})") from None
 
 
 def _fmt(value: float | None, percent: bool = False) -> str:
@@ -404,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         err.print(f"[red]Error:[/] {escape(message)}")
-        return 2 if isinstance(exc, CardError) else 1
+        return EXIT_USAGE if isinstance(exc, CardError) else EXIT_FAILED
     except KeyboardInterrupt:
         err.print("Interrupted.")
         return 130

@@ -45,7 +45,12 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         raise ConfigError(f"config key {key!r}: {value!r} is not one of {', '.join(map(str, args))}")
     if origin in (list, tuple, Sequence) or annotation in (list, tuple):
         items = value
-        if isinstance(value, str):
+        if isinstance(value, str) and value.strip().startswith("["):  # --set styles=["noto", "symbola"]
+            try:
+                items = tomllib.loads(f"value = {value.strip()}")["value"]
+            except tomllib.TOMLDecodeError:
+                raise ConfigError(f"config key {key!r}: {value!r} is not a valid list (use a,b or [\"a\", \"b\"])") from None
+        elif isinstance(value, str):  # --set styles=noto,symbola
             items = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(items, (list, tuple)):
             raise ConfigError(f"config key {key!r}: expected a list, got {value!r}")

@@ -1,14 +1,20 @@
 """Result records: one JSON file per (model + config hash, seed, task, subset, split, protocol).
 
 Records are written atomically (temp file in the same directory, fsync, rename), so a killed run never
-leaves a partial record; an existing record means that unit of work is done. Schema: docs/results.md.
+leaves a partial record. A unit of work is done when its record exists *and* is intact: it parses, has
+this schema version, its key fields match the key it is stored under, and its scores are finite numbers.
+A damaged record (truncated, emptied, edited, copied under another key) counts as missing and is
+recomputed. Temp files left by killed processes are removed by the next run. Schema: docs/results.md;
+guarantees: docs/guarantees.md.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +56,42 @@ class RecordKey:
         )
 
 
+_KEY_FIELDS = ("model", "config_hash", "seed", "task", "subset", "split", "protocol")
+
+
+def record_problem(record: Any, key: RecordKey) -> str | None:
+    """Why ``record`` is not an intact record for ``key`` (None when it is)."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    if record.get("schema_version") != SCHEMA_VERSION:
+        return f"schema_version {record.get('schema_version')!r} is not {SCHEMA_VERSION}"
+    if record.get("record_id") != key.record_id:
+        return "record_id does not match its key"
+    for name in _KEY_FIELDS:
+        if record.get(name) != getattr(key, name):
+            return f"{name} {record.get(name)!r} does not match its key ({getattr(key, name)!r})"
+    scores = record.get("scores")
+    if not isinstance(scores, dict) or not scores:
+        return "no scores"
+    if not all(_finite_number(v) for v in scores.values()):
+        return "a score is not a finite number"
+    main = record.get("main_score_name")
+    if main not in scores or record.get("main_score") != scores[main]:
+        return "main_score does not match its scores"
+    coverage = record.get("coverage")
+    if coverage is not None and not (_finite_number(coverage) and 0 <= coverage <= 1):
+        return f"coverage {coverage!r} is not in [0, 1]"
+    for name, kind in (("languages", list), ("provenance", dict), ("config", dict), ("n_items", int),
+                       ("created_at", str), ("wall_time_s", (int, float))):
+        if not isinstance(record.get(name), kind):
+            return f"{name} is missing or of the wrong type"
+    return None
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 class ResultStore:
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -57,19 +99,72 @@ class ResultStore:
     def path(self, key: RecordKey) -> Path:
         return self.root / key.relative_path()
 
-    def exists(self, key: RecordKey) -> bool:
-        return self.path(key).is_file()
+    def inspect(self, key: RecordKey) -> tuple[dict[str, Any] | None, str | None]:
+        """``(record, None)`` for an intact record, ``(None, None)`` when absent, ``(None, why)`` when damaged."""
+        path = self.path(key)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None, None
+        except OSError as exc:
+            return None, f"unreadable ({exc.strerror or exc})"
+        try:
+            record = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return None, "empty file" if not raw.strip() else "not valid JSON (truncated?)"
+        problem = record_problem(record, key)
+        return (None, problem) if problem else (record, None)
 
     def read(self, key: RecordKey) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.path(key).read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-            return None
+        """The intact record of ``key``, or None (absent or damaged)."""
+        return self.inspect(key)[0]
+
+    def exists(self, key: RecordKey) -> bool:
+        """True only for an intact record: a damaged one is work still to do."""
+        return self.read(key) is not None
 
     def write(self, key: RecordKey, record: dict[str, Any]) -> Path:
+        problem = record_problem(record, key)
+        if problem:  # never store what a later run would refuse to trust
+            raise ValueError(f"refusing to write a record that does not match its key: {problem}")
         path = self.path(key)
         write_json_atomic(path, record)
         return path
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete temp files of killed writers on this host (their process is gone); return them."""
+        removed = []
+        if not self.root.is_dir():
+            return removed
+        for path in self.root.rglob(".*.tmp"):
+            owner = _temp_owner(path.name)
+            if owner is None or owner[0] != _HOST or _process_alive(owner[1]):
+                continue
+            try:
+                path.unlink()
+                removed.append(path)
+            except FileNotFoundError:
+                pass  # another run removed it first
+        return removed
+
+
+_HOST = slug(socket.gethostname(), limit=40)
+_TEMP_OWNER = re.compile(r"\.~(?P<host>[A-Za-z0-9._+-]+)~(?P<pid>\d+)~")
+
+
+def _temp_owner(name: str) -> tuple[str, int] | None:
+    match = _TEMP_OWNER.search(name)
+    return (match["host"], int(match["pid"])) if match else None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def _umask() -> int:
@@ -81,7 +176,8 @@ def _umask() -> int:
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON so that readers see either the old file or the complete new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # Host and pid in the name let a later run tell a killed writer's leftover from a live writer's file.
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.~{_HOST}~{os.getpid()}~", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; records are ordinary shared files
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

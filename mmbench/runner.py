@@ -7,6 +7,7 @@ finished command does no work. Every failure is contained to its (model, seed) o
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import math
@@ -20,9 +21,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .cards import Subset, TaskCard, data_overlap, discover_cards, verify_files
+from .cards import Subset, TaskCard, data_overlap, select_cards, validate_against_kind, verify_files  # noqa: F401 (re-exported)
 from .config import build_config, parse_set_options, read_config_file, stable_hash
-from .errors import CardError, MMBenchError, PluginError
+from .errors import MMBenchError, PluginError
 from .kinds import EvalContext, Score, TaskKind
 from .models import Incompatible, Model, RunContext, config_to_dict
 from .plugins import ModelEntry, Registry
@@ -63,48 +64,19 @@ def resolve_model(
         layers.append(read_config_file(config_file))
     layers.append(parse_set_options(set_options))
     config = build_config(entry.cls.Config, *layers, model_name=name)
-    model = entry.cls(config, argument)
+    try:
+        model = entry.cls(config, argument)
+        identity = model.identity()
+    except (MMBenchError, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # SystemExit included: a plugin never ends the process
+        detail = f"sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+        raise PluginError(f"model {name!r} (plugin {entry.plugin!r}) failed to initialise: {detail}".splitlines()[0]) from None
     config_dict = config_to_dict(config)
-    identity = model.identity()
     config_hash = stable_hash({"model": name, "config": config_dict, "identity": identity})
     display = name if argument is None else f"{name}:{Path(argument).name}"
     info = registry.plugins.get(entry.plugin)
     return ResolvedModel(spec, display, entry, model, config_dict, config_hash, info.version if info else None)
-
-
-def select_cards(
-    registry: Registry, task_names: Sequence[str], suites: Sequence[str], tasks_dirs: Sequence[Path] = ()
-) -> list[TaskCard]:
-    """Cards named directly or through a suite, validated against their kind; errors name the card."""
-    cards, errors = discover_cards(tasks_dirs)
-    wanted = list(dict.fromkeys(task_names))
-    for suite in suites:
-        members = sorted(name for name, card in cards.items() if suite in card.suites)
-        if not members:
-            raise CardError(f"suite {suite!r} has no task cards (see `mmbench list tasks`)")
-        wanted += [m for m in members if m not in wanted]
-    if not wanted:
-        raise CardError("no task given: use --task NAME or --suite NAME")
-    selected = []
-    for name in wanted:
-        if name not in cards:
-            broken = [e for e in errors if f"/{name}.toml" in e or e.startswith(f"{name}.toml")]
-            raise CardError(broken[0] if broken else f"unknown task {name!r} (see `mmbench list tasks`)")
-        selected.append(validate_against_kind(registry, cards[name]))
-    return selected
-
-
-def validate_against_kind(registry: Registry, card: TaskCard) -> TaskCard:
-    kind = registry.task_kind(card.kind) if card.kind in registry.task_kinds else None
-    source = str(card.path or card.name)
-    if kind is None:
-        raise CardError(f"{source}: kind: unknown task kind {card.kind!r} (known: {', '.join(sorted(registry.task_kinds))})")
-    problems = list(kind.validate(card))
-    if card.main_score not in kind.scores:
-        problems.append(f"main_score: {card.main_score!r} is not a score of kind {kind.name!r} ({', '.join(kind.scores)})")
-    if problems:
-        raise CardError(f"{source}: " + "; ".join(problems))
-    return card
 
 
 # -- provenance -----------------------------------------------------------------------------------
@@ -198,6 +170,7 @@ class _Unit:
     kind: TaskKind
     subset: Subset
     key: RecordKey
+    note: str = ""  # e.g. why an existing record is being recomputed
 
 
 def _key(resolved: ResolvedModel, seed: int, card: TaskCard, subset_name: str, split: str) -> RecordKey:
@@ -207,7 +180,10 @@ def _key(resolved: ResolvedModel, seed: int, card: TaskCard, subset_name: str, s
 def _absent_data(card: TaskCard, subset: Subset, options: RunOptions) -> str | None:
     """Why ``subset`` cannot run because a data file is not installed, or None (sha256 is checked later)."""
     for data_file in subset.files:
-        path = data_file.resolve(card.directory, options.data_dir)
+        try:
+            path = data_file.resolve(card.directory, options.data_dir)
+        except MMBenchError:
+            return None  # e.g. a path escaping its base: verify_files reports it as this unit's error
         if data_file.base != "package" and not path.is_file():  # a missing package file is a broken install
             hint = f"; get it from {data_file.url}" if data_file.url else ""
             return f"data not installed: {data_file.path} (looked in {path.parent}){hint}"
@@ -233,53 +209,104 @@ def run(
         outcomes.append(outcome)
         on_event("outcome", outcome)
 
+    if is_main_process():
+        store.remove_stale_temp_files()
     for resolved in models:
+        seen, seen_error = _contained(resolved, resolved.model.seen_data)
         for seed in options.seeds:
-            pending: list[_Unit] = []
-            for card in cards:
-                kind = registry.task_kind(card.kind)
-                missing = _missing_capabilities(resolved.model, kind)
-                for subset in card.subsets:
-                    key = _key(resolved, seed, card, subset.name, subset.split)
-                    base = Outcome(resolved.display_name, seed, card.name, subset.name, "", card.main_score)
-                    absent = _absent_data(card, subset, options) if card.name in options.skip_missing_data else None
-                    leaked = data_overlap(resolved.model.seen_data(), subset.evaluates_on)
-                    if missing:
-                        base.status, base.message = "skipped", f"model lacks capability {', '.join(missing)}"
-                        emit(base)
-                    elif leaked:
-                        base.status, base.message = "skipped", f"model trained on {', '.join(leaked)}, which this task scores"
-                        emit(base)
-                    elif absent:
-                        base.status, base.message = "skipped", absent
-                        emit(base)
-                    elif store.exists(key) and not options.overwrite:
-                        base.status, base.path = "exists", store.path(key)
-                        existing = store.read(key) or {}
-                        base.main_score, base.coverage = existing.get("main_score"), existing.get("coverage")
-                        emit(base)
-                    else:
-                        pending.append(_Unit(card, kind, subset, key))
-            if pending:
-                _run_pending(resolved, seed, pending, store, options, emit, on_event)
-            for card in cards:
-                if card.aggregate:
-                    _write_aggregate(resolved, seed, card, registry.task_kind(card.kind), store, options, emit)
+            work_dir = _work_dir(resolved, seed, options)
+            # One run per (model, seed) at a time: a second run on the same results waits, then finds the
+            # records the first one wrote (only rank 0 locks: the other ranks follow it).
+            with run_lock(work_dir, on_event) if is_main_process() else contextlib.nullcontext():
+                first = len(outcomes)
+                pending = _plan(registry, resolved, seed, cards, store, options, seen, seen_error, emit)
+                if pending:
+                    _run_pending(resolved, seed, pending, store, options, emit, on_event, work_dir)
+                recomputed = {o.task for o in outcomes[first:] if o.status == "done"}
+                for card in cards:
+                    if card.aggregate and is_main_process():
+                        _write_aggregate(resolved, seed, card, registry.task_kind(card.kind), store, options, emit,
+                                         refresh=card.name in recomputed)
     return outcomes
 
 
-def _run_pending(resolved, seed, pending, store, options, emit, on_event) -> None:
-    model = resolved.model
-    work_dir = (options.work_dir or options.results_dir / ".runs") / f"{slug(resolved.display_name)}__{resolved.config_hash}" / f"seed-{seed}"
+def _work_dir(resolved: ResolvedModel, seed: int, options: RunOptions) -> Path:
+    base = options.work_dir or options.results_dir / ".runs"
+    return base / f"{slug(resolved.display_name)}__{resolved.config_hash}" / f"seed-{seed}"
+
+
+@contextlib.contextmanager
+def run_lock(work_dir: Path, on_event: Callable[[str, Any], None] = lambda kind, payload: None):
+    """Hold ``<work_dir>.lock`` (an OS file lock, released when the process dies, even by kill -9)."""
+    from filelock import FileLock, Timeout
+
+    work_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(work_dir) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        on_event("waiting", lock.lock_file)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _plan(registry, resolved, seed, cards, store, options, seen, seen_error, emit) -> list[_Unit]:
+    """Emit the outcome of every unit that needs no work; return the units to compute."""
+    pending: list[_Unit] = []
+    for card in cards:
+        kind = registry.task_kind(card.kind)
+        missing = _missing_capabilities(resolved.model, kind)
+        for subset in card.subsets:
+            key = _key(resolved, seed, card, subset.name, subset.split)
+            base = Outcome(resolved.display_name, seed, card.name, subset.name, "", card.main_score)
+            absent = _absent_data(card, subset, options) if card.name in options.skip_missing_data else None
+            if seen_error:
+                base.status, (base.message, base.traceback) = "error", seen_error
+                emit(base)
+                continue
+            leaked = data_overlap(seen, subset.evaluates_on)
+            existing, damage = (None, None) if options.overwrite else store.inspect(key)
+            if missing:
+                base.status, base.message = "skipped", f"model lacks capability {', '.join(missing)}"
+                emit(base)
+            elif leaked:
+                base.status, base.message = "skipped", f"model trained on {', '.join(leaked)}, which this task scores"
+                emit(base)
+            elif absent:
+                base.status, base.message = "skipped", absent
+                emit(base)
+            elif existing is not None:
+                base.status, base.path = "exists", store.path(key)
+                base.main_score, base.coverage = existing["main_score"], existing["coverage"]
+                emit(base)
+            else:
+                note = f"recomputed: the stored record was damaged ({damage})" if damage else ""
+                pending.append(_Unit(card, kind, subset, key, note))
+    return pending
+
+
+def _contained(resolved: ResolvedModel, call: Callable[[], Any]) -> tuple[Any, tuple[str, str | None] | None]:
+    """Call plugin code; any failure but Ctrl-C (SystemExit included) becomes ``(None, (message, tb))``."""
+    try:
+        return call(), None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a plugin calling sys.exit() must not end the whole run
+        return None, _describe(exc, resolved)
+
+
+def _run_pending(resolved, seed, pending, store, options, emit, on_event, work_dir: Path) -> None:
     ctx = RunContext(
         seed=seed, device=options.device, data_dir=options.data_dir, work_dir=work_dir,
         train=options.train, checkpoint=options.checkpoint,
     )
     on_event("prepare", resolved.display_name)
-    try:
-        model.prepare(ctx)
-    except Exception as exc:  # one broken model must not stop the others
-        message, tb = _describe(exc, resolved)
+    _, failure = _contained(resolved, lambda: resolved.model.prepare(ctx))
+    if failure:  # one broken model must not stop the others
+        message, tb = failure
         for unit in pending:
             emit(Outcome(resolved.display_name, seed, unit.card.name, unit.subset.name, "error",
                          unit.card.main_score, message=f"preparing model: {message}", traceback=tb))
@@ -292,10 +319,12 @@ def _run_pending(resolved, seed, pending, store, options, emit, on_event) -> Non
         emit(_evaluate_unit(resolved, seed, unit, store, options, eval_ctx))
 
 
-def _describe(exc: Exception, resolved: ResolvedModel) -> tuple[str, str | None]:
+def _describe(exc: BaseException, resolved: ResolvedModel) -> tuple[str, str | None]:
     if isinstance(exc, MMBenchError):
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__, traceback.format_exc()
     where = f"plugin {resolved.entry.plugin!r}"
+    if isinstance(exc, SystemExit):
+        return f"{where} tried to end the process (sys.exit({exc.code!r}))", traceback.format_exc()
     return f"internal error in {where}: {type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc()
 
 
@@ -310,13 +339,16 @@ def _evaluate_unit(resolved, seed, unit: _Unit, store: ResultStore, options: Run
     except Incompatible as exc:
         outcome.status, outcome.message = "skipped", str(exc).splitlines()[0]
         return outcome
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit from a plugin included
         outcome.message, outcome.traceback = _describe(exc, resolved)
         return outcome
     record = _record(resolved, seed, unit.key, card, kind, subset.languages, score,
                      time.perf_counter() - started, data_files, options)
     outcome.path = store.write(unit.key, record)
     outcome.status, outcome.main_score, outcome.coverage = "done", record["main_score"], record["coverage"]
+    outcome.message = unit.note
     return outcome
 
 
@@ -349,11 +381,15 @@ def _record(resolved, seed, key, card, kind, languages, score: Score, wall, data
     )
 
 
-def _write_aggregate(resolved, seed, card: TaskCard, kind: TaskKind, store, options, emit) -> None:
-    """The 'all' record: every score averaged over the card's subsets (needs all subset records)."""
+def _write_aggregate(resolved, seed, card: TaskCard, kind: TaskKind, store, options, emit, refresh: bool) -> None:
+    """The 'all' record: every score averaged over the card's subsets (needs all subset records).
+
+    Rewritten when a subset record was (re)computed in this run or the stored one is damaged.
+    """
     split = card.subsets[0].split
     key = _key(resolved, seed, card, "all", split)
-    if store.exists(key) and not options.overwrite:
+    _, damage = store.inspect(key)
+    if store.exists(key) and not (options.overwrite or refresh):
         return
     records = [store.read(_key(resolved, seed, card, s.name, s.split)) for s in card.subsets]
     if any(r is None for r in records):
@@ -372,5 +408,6 @@ def _write_aggregate(resolved, seed, card: TaskCard, kind: TaskKind, store, opti
         provenance={**records[0]["provenance"], "data": [d for r in records for d in r["provenance"]["data"]]},
     )
     path = store.write(key, record)
+    note = f"recomputed: the stored record was damaged ({damage})" if damage else ""
     emit(Outcome(resolved.display_name, seed, card.name, "all", "done", card.main_score,
-                 record["main_score"], record["coverage"], path=path))
+                 record["main_score"], record["coverage"], message=note, path=path))

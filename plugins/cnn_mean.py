@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import mmbench
+from mmbench.data.emoji.splits import SPLIT_FRACTIONS
 from mmbench.kinds.retrieval import EMOJI_FEATURE_SOURCE
 from mmbench.text import tokenize
 
@@ -24,11 +25,22 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.maximum(norms, 1e-12)
 
 
+EMOJI_STYLES = ("noto", "emojione", "symbola")
+EMOJI_SPLITS = tuple(name for name, _ in SPLIT_FRACTIONS)
+
+
 @dataclass(frozen=True)
 class CnnMeanConfig:
-    styles: tuple[str, ...] = ("noto", "emojione", "symbola")  # image styles averaged per concept
+    styles: tuple[str, ...] = EMOJI_STYLES  # image styles averaged per concept
     keywords: bool = True  # also learn from CLDR keyword lists, not only names
     split: str = "train"  # concepts used to build word vectors (never the evaluation split)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.styles) - set(EMOJI_STYLES))
+        if not self.styles or unknown:
+            raise ValueError(f"styles must be a non-empty subset of {', '.join(EMOJI_STYLES)} (got {list(self.styles)})")
+        if self.split not in EMOJI_SPLITS:
+            raise ValueError(f"split must be one of {', '.join(EMOJI_SPLITS)} (got {self.split!r})")
 
 
 class CnnMean(mmbench.Model):

@@ -3,13 +3,15 @@
 Words may carry a language prefix (``en:cat``); a file whose every word has one is read per language,
 otherwise one vocabulary serves all languages. ``.gz`` files are read transparently. Duplicate words keep
 their first vector (fastText dumps contain a few); files are usually sorted by frequency, so
-``--set max_words=200000`` keeps the most frequent words, as MUSE does.
+``--set max_words=200000`` keeps the most frequent words, as MUSE does. A ``N D`` header line is
+optional; when present the file must hold exactly ``N`` rows of ``D`` numbers (see ``read_vectors``).
 """
 
 from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -29,30 +31,84 @@ class VectorsConfig:
     max_words: int | None = None
     lowercase: bool = False  # lowercase file words (first occurrence wins)
 
+    def __post_init__(self):
+        if self.max_words is not None and self.max_words < 1:
+            raise ValueError(f"max_words must be a positive number of words, got {self.max_words}")
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _open_binary(path: Path):
+    """Open ``path`` for reading bytes; gzip if it is named ``.gz`` or starts with the gzip magic bytes.
+
+    A ``.gz`` file that is not gzip is an error (not silently read as text): it is a wrong download.
+    """
+    handle = open(path, "rb")
+    if path.suffix == ".gz" or handle.peek(2)[:2] == _GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=handle, mode="rb"), handle
+    return handle, handle
+
+
+def _parse_header(line: str) -> tuple[int, int] | None:
+    """``(count, dim)`` if ``line`` is a word2vec/fastText header ``N D``, else ``None``."""
+    parts = line.split()
+    if len(parts) == 2 and all(p.isascii() and p.isdigit() for p in parts):
+        return int(parts[0]), int(parts[1])
+    return None
 
 
 def read_vectors(path: Path, max_words: int | None = None) -> tuple[list[str], np.ndarray]:
-    """Read a text-format vectors file (optional ``N D`` header line); DataError names file and line."""
+    """Read a text-format vectors file; every problem is a one-line ``DataError`` naming file (and line).
+
+    The first line may be a word2vec/fastText header ``N D``. With a header, every row must hold a word
+    and ``D`` numbers and the file must hold exactly ``N`` rows (fewer: truncated; more: a wrong or
+    concatenated file). Without one, the first row fixes the width and every other row must match it.
+    With ``max_words`` the reader stops after that many rows and does not look further, so it only
+    checks that the file has at least ``min(N, max_words)`` rows. Only ``\\n`` ends a line; blank lines
+    are skipped; text must be UTF-8.
+    """
     words: list[str] = []
     rows: list[np.ndarray] = []
     dim = None
     declared_count = None
+    extra_rows = 0
     try:
-        with _open_text(path) as handle:
-            for number, line in enumerate(handle, start=1):
-                parts = line.rstrip("\n\r").rstrip(" ").split(" ")
-                if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                    declared_count, dim = int(parts[0]), int(parts[1])
-                    continue
+        stream, raw_handle = _open_binary(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: vectors file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot open vectors file ({exc.strerror or exc})") from None
+    try:
+        with raw_handle, stream:
+            for number, raw in enumerate(stream, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    where = f"line {number} (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+                    raise DataError(f"{path}: not UTF-8 text at {where}") from None
+                if number == 1:
+                    line = line.removeprefix("\ufeff")
+                    header = _parse_header(line)
+                    if header is not None:
+                        declared_count, dim = header
+                        if dim < 1:
+                            raise DataError(f"{path}:1: header declares {dim} dimensions")
+                        continue
                 if not line.strip():
                     continue
+                if declared_count is not None and len(words) == declared_count:
+                    extra_rows += 1  # counted, not parsed, to report the file's real size
+                    continue
+                parts = line.rstrip("\n\r").rstrip(" ").split(" ")
                 if dim is None:
                     dim = len(parts) - 1
                 if len(parts) - 1 != dim or dim < 1:
-                    raise DataError(f"{path}:{number}: expected a word and {dim} numbers, got {len(parts)} fields")
+                    source = "the header's" if declared_count is not None else "the first row's"
+                    raise DataError(
+                        f"{path}:{number}: expected a word and {dim} numbers, got {len(parts)} fields"
+                        f" (width {dim} is {source})"
+                    )
                 try:
                     vector = np.asarray(parts[1:], dtype=np.float32)
                 except ValueError:
@@ -63,18 +119,28 @@ def read_vectors(path: Path, max_words: int | None = None) -> tuple[list[str], n
                 rows.append(vector)
                 if max_words is not None and len(words) >= max_words:
                     break
-    except FileNotFoundError:
-        raise DataError(f"{path}: vectors file not found") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    except (EOFError, gzip.BadGzipFile, OSError) as exc:
-        raise DataError(f"{path}: cannot read vectors ({exc})") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        problem = "not a valid gzip file, corrupt or truncated"
+        raise DataError(f"{path}: cannot read vectors: {problem} ({_one_line(exc)})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read vectors ({_one_line(exc)})") from None
+    if extra_rows:
+        raise DataError(
+            f"{path}: header declares {declared_count} vectors but the file has {declared_count + extra_rows}"
+        )
     if not words:
         raise DataError(f"{path}: no vectors in file")
-    limit = declared_count if max_words is None else min(declared_count or max_words, max_words)
-    if declared_count is not None and len(words) < limit:
-        raise DataError(f"{path}: header declares {declared_count} vectors but the file has {len(words)} (truncated?)")
+    if declared_count is not None:
+        expected = declared_count if max_words is None else min(declared_count, max_words)
+        if len(words) < expected:
+            raise DataError(
+                f"{path}: header declares {declared_count} vectors but the file has {len(words)} (truncated?)"
+            )
     return words, np.stack(rows)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 class WordVectors(mmbench.Model):

@@ -60,6 +60,7 @@ def shared_data() -> Path:
 # -- a third-party plugin package, installed the way users install one ------------------------------
 CHARHASH_MODULE = '''
 """A complete third-party model plugin: character-trigram hashing vectors (deterministic, no training)."""
+import sys
 import time
 import zlib
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ import mmbench
 class CharHashConfig:
     dim: int = 64
     delay: float = 0.0  # seconds to sleep per call; lets tests interrupt a run midway
-    fail: str = ""  # "prepare" or "nan": misbehave on purpose
+    fail: str = ""  # "prepare", "exit" (sys.exit(0) in prepare), "exit-embed" or "nan": misbehave on purpose
 
 
 class CharHash(mmbench.Model):
@@ -86,6 +87,8 @@ class CharHash(mmbench.Model):
     def prepare(self, ctx):
         if self.config.fail == "prepare":
             raise RuntimeError("charhash was told to fail")
+        if self.config.fail == "exit":
+            sys.exit(0)
         marker = ctx.work_dir / "prepared.txt"
         marker.parent.mkdir(parents=True, exist_ok=True)
         with open(marker, "a") as handle:
@@ -93,6 +96,8 @@ class CharHash(mmbench.Model):
 
     def embed_words(self, words, language):
         time.sleep(self.config.delay)
+        if self.config.fail == "exit-embed":
+            raise SystemExit(3)
         out = np.zeros((len(words), self.config.dim), dtype=np.float32)
         for row, word in enumerate(words):
             padded = f"<{word.lower()}>"

@@ -179,10 +179,12 @@ MALFORMED = [
     ("sha-too-short", _file("sha256", "abc123"), "subsets[0].files[0].sha256", "must be 64 lowercase hex digits"),
     ("sha-uppercase", _file("sha256", "AB" * 32), "subsets[0].files[0].sha256", "must be 64 lowercase hex digits"),
     ("sha-not-hex", _file("sha256", "zz" * 32), "subsets[0].files[0].sha256", "must be 64 lowercase hex digits"),
-    ("absolute-path", _file("path", "/etc/passwd"), "subsets[0].files[0].path", "must be relative"),
-    ("dotdot-path", _file("path", "wordsim/../../secret.txt"), "subsets[0].files[0].path", "must not leave the data directory"),
+    ("absolute-path", _file("path", "/etc/passwd"), "subsets[0].files[0].path",
+     "must be a relative path inside the data directory"),
+    ("dotdot-path", _file("path", "wordsim/../../secret.txt"), "subsets[0].files[0].path",
+     "must be a relative path inside the data directory"),
     ("dotdot-path-package", lambda c: c["subsets"][0]["files"][0].update(path="../x.txt", base="package"),
-     "subsets[0].files[0].path", "must not leave the data directory"),
+     "subsets[0].files[0].path", "must be a relative path inside the mmbench package"),
     ("bad-file-base", _file("base", "home"), "subsets[0].files[0].base", "must be one of data, card, package"),
     ("bad-card-base", _set("base", "home"), "base", "must be one of data, card, package"),
     ("unsupported-schema", _set("schema", 2), "schema", "unsupported card schema 2"),
@@ -254,11 +256,118 @@ def test_unreadable_card(tmp_path: Path) -> None:
         load_card(tmp_path)  # a directory
 
 
-def test_dotdot_is_allowed_next_to_the_card(tmp_path: Path) -> None:
+# -- a card reads only inside its base directory ---------------------------------------------------------
+
+SECRET = b"TOPSECRET-TOKEN-123"
+
+
+@pytest.mark.parametrize("bad", [
+    "../../../etc/shadow", "../sibling.txt", "data/../../x.txt", "..", "/etc/shadow", "//host/share/x",
+    "C:\\Windows\\x.txt", "..\\..\\x.txt", "", ".", "a\0b",
+])
+def test_card_path_outside_the_card_directory_is_a_field_problem(tmp_path: Path, bad: str) -> None:
     card = valid_card()
-    card["subsets"][0]["files"][0].update(path="../shared/en.txt", base="card")
-    parsed = parse_card(card, "c.toml")
-    assert parsed.subsets[0].files[0] == DataFile(path="../shared/en.txt", sha256=SHA, base="card")
+    card["base"] = "card"
+    card["subsets"][0]["files"].append({"path": bad})
+    path = write_card(tmp_path, card, "escape.toml")
+    with pytest.raises(CardError) as info:
+        load_card(path)
+    assert str(info.value) == f"{path}: subsets[0].files[1].path: must be a relative path inside the card directory"
+
+
+def test_validate_reports_an_escaping_card_path(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from mmbench.cli import main
+
+    card = valid_card()
+    card["subsets"][0]["files"].append({"path": "../../../etc/shadow", "base": "card"})
+    path = write_card(tmp_path, card, "escape.toml")
+    assert main(["validate", str(path)]) == 1
+    assert "subsets[0].files[1].path: must be a relative path inside the card directory" in capsys.readouterr().err
+
+
+def test_paths_inside_the_base_directory_still_parse() -> None:
+    card = valid_card()
+    card["subsets"][0]["files"] = [{"path": p, "base": "card"} for p in ("a.txt", "./d/a.txt", "d/..x/a..b.txt")]
+    assert [f.path for f in parse_card(card, "c.toml").subsets[0].files] == ["a.txt", "./d/a.txt", "d/..x/a..b.txt"]
+
+
+def _card_with_link(tmp_path: Path, base: str) -> tuple[Any, Path, Path]:
+    """A card whose only file is a symlink (inside its base directory) to a secret outside it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(b"en:cat\tde:katze\t" + SECRET + b"\n")
+    card_dir, data_dir = tmp_path / "cards", tmp_path / "data"
+    link = (card_dir if base == "card" else data_dir) / "sub" / "pairs.txt"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside / "secret.txt")
+    card = valid_card()
+    card["subsets"] = [{"name": "en-de", "languages": ["en", "de"], "files": [{"path": "sub/pairs.txt", "base": base}]}]
+    return load_card(write_card(card_dir, card)), data_dir, link  # lexically fine: it parses
+
+
+@pytest.mark.parametrize("base", ["card", "data"])
+def test_symlink_out_of_the_base_directory_is_refused_without_reading_it(tmp_path: Path, base: str) -> None:
+    parsed, data_dir, link = _card_with_link(tmp_path, base)
+    subset = parsed.subsets[0]
+    place = "card directory" if base == "card" else "data directory"
+    for call in (lambda: verify_files(parsed, subset, data_dir), lambda: parsed.data_paths(subset, data_dir),
+                 lambda: subset.files[0].resolve(parsed.directory, data_dir)):
+        with pytest.raises(DataError) as info:
+            call()
+        message = str(info.value)
+        assert "'sub/pairs.txt'" in message and f"outside the {place}" in message
+        assert SECRET.decode() not in message and "\n" not in message
+    with pytest.raises(DataError, match=r"^task 'demo-task': data file 'sub/pairs.txt' resolves to "):
+        verify_files(parsed, subset, data_dir)
+
+
+def test_symlink_escape_never_reaches_a_score(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """End to end: the run reports the escaping file as an error and no record leaks the secret."""
+    from mmbench import plugins
+    from mmbench.runner import RunOptions, resolve_model, run, select_cards
+
+    monkeypatch.delenv(TASKS_PATH_ENV, raising=False)
+    parsed, data_dir, _ = _card_with_link(tmp_path, "card")
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("2 3\ncat 1 0 0\nkatze 0.9 0.1 0\n", encoding="utf-8")
+    registry = plugins.load_plugins()[1]
+    cards = select_cards(registry, ["demo-task"], [], [parsed.directory])
+    outcomes = run(registry, [resolve_model(registry, f"vectors:{vectors}")], cards,
+                   RunOptions(results_dir=tmp_path / "results", data_dir=data_dir))
+    assert [o.status for o in outcomes] == ["error"]
+    assert "outside the card directory" in outcomes[0].message and SECRET.decode() not in outcomes[0].message
+    assert not any(SECRET in p.read_bytes() for p in (tmp_path / "results").rglob("*") if p.is_file())
+
+
+def test_symlink_inside_the_base_directory_is_followed(tmp_path: Path) -> None:
+    card_dir = tmp_path / "cards"
+    (card_dir / "real").mkdir(parents=True)
+    (card_dir / "real" / "pairs.txt").write_bytes(b"en:cat\tde:katze\t3.9\n")
+    (card_dir / "alias.txt").symlink_to(card_dir / "real" / "pairs.txt")
+    data_file = DataFile(path="alias.txt", sha256=None, base="card")
+    assert data_file.resolve(card_dir, tmp_path) == card_dir / "real" / "pairs.txt"
+
+
+def test_data_root_may_itself_be_a_symlink(tmp_path: Path) -> None:
+    (tmp_path / "big-disk" / "wordsim").mkdir(parents=True)
+    (tmp_path / "big-disk" / "wordsim" / "en.txt").write_bytes(b"x")
+    (tmp_path / "root").symlink_to(tmp_path / "big-disk")
+    data_file = DataFile(path="wordsim/en.txt", sha256=None, base="data")
+    assert data_file.resolve(Path("/unused"), tmp_path / "root") == tmp_path / "root" / "wordsim" / "en.txt"
+
+
+@pytest.mark.parametrize(("base", "path", "place"), [
+    ("data", "../outside.txt", "data directory"),
+    ("data", "/etc/passwd", "data directory"),
+    ("card", "../outside.txt", "card directory"),
+    ("package", "../../outside.txt", "mmbench package"),
+])
+def test_resolve_refuses_paths_that_bypassed_parsing(tmp_path: Path, base: str, path: str, place: str) -> None:
+    """A DataFile built in code (not parsed from a card) is held to the same rule."""
+    (tmp_path / "outside.txt").write_bytes(SECRET)
+    (tmp_path / "root").mkdir()
+    with pytest.raises(DataError, match=rf"^data file '{re.escape(path)}': must be a relative path inside the {place} "):
+        DataFile(path=path, sha256=None, base=base).resolve(tmp_path / "root", tmp_path / "root")
 
 
 # -- discovery -----------------------------------------------------------------------------------------
@@ -309,6 +418,115 @@ def test_discover_explicit_dir_without_env(tmp_path: Path, monkeypatch: pytest.M
     cards, errors = discover_cards([tmp_path])
     assert errors == []
     assert cards["wordsim-en"].description == "mine"
+
+
+# -- the user's cards: overrides are announced, broken ones stop a run ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def registry():
+    from mmbench import plugins
+
+    return plugins.load_plugins()[1]
+
+
+def _packaged_text(name: str) -> str:
+    return (PACKAGED_DIR / f"{name}.toml").read_text(encoding="utf-8")
+
+
+def test_malformed_override_of_a_packaged_card_stops_the_run(
+    registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmbench.runner import select_cards
+
+    monkeypatch.delenv(TASKS_PATH_ENV, raising=False)
+    broken = tmp_path / "emoji-retrieval.toml"
+    broken.write_text(_packaged_text("emoji-retrieval").replace("main_score =", "main_scor ="), encoding="utf-8")
+    with pytest.raises(CardError) as info:
+        select_cards(registry, ["emoji-retrieval"], [], [tmp_path])
+    message = str(info.value)
+    assert message.startswith(f"{broken}: main_score: required field is missing") and "\n" not in message
+    with pytest.raises(CardError, match=re.escape(str(broken))):  # also when it was not even asked for
+        select_cards(registry, ["wordsim-en"], [], [tmp_path])
+    cards, errors = discover_cards([tmp_path])  # `mmbench list tasks` still lists, with the problem
+    assert cards["emoji-retrieval"].path.parent == PACKAGED_DIR and errors == [message.split(" (every card")[0]]
+
+
+def test_broken_user_card_under_another_file_name_surfaces_its_reason(
+    registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmbench.runner import select_cards
+
+    monkeypatch.delenv(TASKS_PATH_ENV, raising=False)
+    card = _variant("my-sim", "mine")
+    card["subsets"][0]["files"][0]["path"] = "../../../etc/shadow"
+    broken = write_card(tmp_path, card, "similarity-v2.toml")
+    with pytest.raises(CardError) as info:
+        select_cards(registry, ["my-sim"], [], [tmp_path])
+    assert f"{broken}: subsets[0].files[0].path: must be a relative path inside the data directory" in str(info.value)
+    assert "unknown task" not in str(info.value)
+
+
+def test_broken_card_on_the_env_path_and_a_missing_tasks_dir_stop_the_run(
+    registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmbench.runner import select_cards
+
+    broken = valid_card()
+    del broken["citation"]
+    path = write_card(tmp_path / "env", broken, "x.toml")
+    monkeypatch.setenv(TASKS_PATH_ENV, str(tmp_path / "env"))
+    with pytest.raises(CardError, match=rf"^{re.escape(str(path))}: citation: required field is missing"):
+        select_cards(registry, ["wordsim-en"], [], [])
+    monkeypatch.delenv(TASKS_PATH_ENV)
+    with pytest.raises(CardError, match=rf"^{re.escape(str(tmp_path / 'typo'))}: tasks directory does not exist"):
+        select_cards(registry, ["wordsim-en"], [], [tmp_path / "typo"])
+
+
+def test_broken_packaged_card_is_reported_as_before(
+    registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken packaged card stops only a run that asks for it (a broken install, not a user's mistake)."""
+    from mmbench import cards as cards_module
+    from mmbench.runner import select_cards
+
+    monkeypatch.delenv(TASKS_PATH_ENV, raising=False)
+    packaged = tmp_path / "packaged"
+    packaged.mkdir()
+    shutil.copyfile(PACKAGED_DIR / "wordsim-en.toml", packaged / "wordsim-en.toml")
+    (packaged / "rg65-xling.toml").write_text(_packaged_text("rg65-xling").replace("kind =", "knd ="), encoding="utf-8")
+    monkeypatch.setattr(cards_module, "packaged_card_directory", lambda: packaged)
+    assert [c.name for c in select_cards(registry, ["wordsim-en"], [], [])] == ["wordsim-en"]
+    with pytest.raises(CardError, match=rf"^{re.escape(str(packaged / 'rg65-xling.toml'))}: kind: required field"):
+        select_cards(registry, ["rg65-xling"], [], [])
+
+
+def test_valid_override_is_announced(registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmbench.runner import select_cards
+
+    monkeypatch.delenv(TASKS_PATH_ENV, raising=False)
+    mine = tmp_path / "my-emoji.toml"  # the file name need not match the task name
+    mine.write_text(_packaged_text("emoji-retrieval").replace('protocol = "', 'protocol = "mine/'), encoding="utf-8")
+    expected = f"task 'emoji-retrieval' from {mine} overrides the packaged card"
+    notices: list[str] = []
+    (card,) = select_cards(registry, ["emoji-retrieval"], [], [tmp_path], notices=notices)
+    assert card.path == mine and card.protocol.startswith("mine/") and notices == [expected]
+    notices = []
+    cards, errors = discover_cards([tmp_path], notices=notices)
+    assert cards["emoji-retrieval"].path == mine and errors == [] and notices == [expected]
+    assert select_cards(registry, ["emoji-retrieval"], [], [tmp_path])[0].path == mine  # notices are optional
+
+
+def test_overrides_between_user_directories_are_announced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = write_card(tmp_path / "a", _variant("local", "a")), write_card(tmp_path / "b", _variant("local", "b"))
+    monkeypatch.setenv(TASKS_PATH_ENV, str(tmp_path / "a"))
+    notices: list[str] = []
+    cards, _ = discover_cards([tmp_path / "b", tmp_path / "b"], notices=notices)  # the same directory twice
+    assert cards["local"].description == "b"
+    assert notices == [f"task 'local' from {second} overrides the one from {first}"]
+    notices = []
+    discover_cards([], notices=notices)
+    assert notices == []  # a user card that overrides nothing is not announced
 
 
 # -- data files ----------------------------------------------------------------------------------------
@@ -379,13 +597,11 @@ def test_card_base_resolves_next_to_the_card(tmp_path: Path, monkeypatch: pytest
     payload = b"en:cat\tde:katze\t3.9\n"
     (card_dir / "data").mkdir(parents=True)
     (card_dir / "data" / "pairs.txt").write_bytes(payload)
-    (tmp_path / "sibling.txt").write_bytes(payload)
     digest = hashlib.sha256(payload).hexdigest()
     card = valid_card()
     card["base"] = "card"  # default base for every file of the card
     card["subsets"] = [
         {"name": "inside", "languages": ["en", "de"], "files": [{"path": "data/pairs.txt", "sha256": digest}]},
-        {"name": "up", "languages": ["en", "de"], "files": [{"path": "../sibling.txt", "sha256": digest}]},
         {"name": "data-root", "languages": ["en"], "files": [{"path": "pairs.txt", "base": "data"}]},
     ]
     path = write_card(card_dir, card)
@@ -393,12 +609,10 @@ def test_card_base_resolves_next_to_the_card(tmp_path: Path, monkeypatch: pytest
     other_cwd.mkdir()
     monkeypatch.chdir(other_cwd)  # resolution must not depend on the working directory
     parsed = load_card(path)
-    inside, up, data_root = parsed.subsets
+    inside, data_root = parsed.subsets
     assert parsed.data_paths(inside, tmp_path / "unused") == [card_dir / "data" / "pairs.txt"]
-    assert parsed.data_paths(up, tmp_path / "unused") == [tmp_path / "sibling.txt"]
     assert parsed.data_paths(data_root, tmp_path / "root") == [tmp_path / "root" / "pairs.txt"]
     assert verify_files(parsed, inside, tmp_path / "unused") == [{"path": "data/pairs.txt", "sha256": digest}]
-    assert verify_files(parsed, up, tmp_path / "unused")[0]["sha256"] == digest
 
 
 def test_package_base_resolves_inside_mmbench() -> None:

@@ -97,6 +97,16 @@ def test_tuple_and_list_items_are_converted_to_the_item_type() -> None:
     assert isinstance(build({"languages": "en"}).languages, list)
 
 
+@pytest.mark.parametrize("text", ['["en", "de"]', "['en','de']", " [ 'en' , 'de' ] ", "en,de", "en, de"])
+def test_a_list_can_be_given_as_a_toml_array_or_commas_on_the_command_line(text: str) -> None:
+    assert build({"languages": text}).languages == ["en", "de"]
+
+
+def test_a_malformed_toml_array_is_a_one_line_error() -> None:
+    with pytest.raises(ConfigError, match="not a valid list"):
+        build({"languages": '["en", '})
+
+
 # -- coercion from TOML values -----------------------------------------------------------------------
 
 

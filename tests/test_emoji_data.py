@@ -1,4 +1,5 @@
-"""The packaged emoji dataset: loading, invariants of the real artifact, splits, and a bit-for-bit rebuild."""
+"""The packaged emoji dataset: loading, invariants of the real artifact, splits, and a rebuild from sources
+(pixels bit for bit, features to a stated tolerance)."""
 
 from __future__ import annotations
 
@@ -291,11 +292,46 @@ def _build_inputs_missing() -> str | None:
     return None
 
 
+# The float32 features of a rebuild differ across CPUs by convolution-kernel rounding (measured: 1.2e-6 at
+# most between two x86-64 machines; values lie in [0, 5]); allowed: 1e-4, still 5x under half a float16
+# step at 1.0, and far under what a real change does (other weights or preprocessing move values by > 0.1).
+FEATURE_ATOL = 1e-4
+
+
+def float16_interval_excess(rebuilt: np.ndarray, shipped: np.ndarray) -> np.ndarray:
+    """How far each float32 value lies outside the float16 rounding interval of the shipped value."""
+    half_step = 0.5 * np.spacing(np.abs(shipped)).astype(np.float32)
+    return np.abs(rebuilt - shipped.astype(np.float32)) - half_step
+
+
+def neighbour_changes(features: np.ndarray, rows: list[int], rebuilt: np.ndarray, k: int = 5) -> list[str]:
+    """Rows whose k cosine nearest neighbours (among all shipped rows) change when the rebuilt vector
+    replaces the shipped one, except where the k-th and (k+1)-th are closer than the perturbation itself
+    moves any similarity (a near-tie: a swap there says nothing about the features' structure)."""
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+    changed = []
+    for row, vector in zip(rows, rebuilt):
+        before = unit @ unit[row]
+        after = unit @ (vector / np.linalg.norm(vector))
+        before[row] = after[row] = -np.inf
+        nearest_before, nearest_after = np.argsort(-before)[:k], np.argsort(-after)[:k]
+        ordered = np.sort(before)[::-1]
+        others = np.arange(len(unit)) != row
+        near_tie = ordered[k - 1] - ordered[k] <= 2 * np.abs(after - before)[others].max()
+        if set(nearest_before) != set(nearest_after) and not near_tie:
+            changed.append(f"row {row}: {sorted(nearest_before)} -> {sorted(nearest_after)}")
+    return changed
+
+
 @pytest.mark.skipif(_build_inputs_missing() is not None, reason=str(_build_inputs_missing()))
-def test_rebuild_reproduces_artifact_bit_for_bit(ds, images):
+def test_rebuild_reproduces_artifact(ds, images):
+    """Metadata, texts and pixels rebuild bit for bit; features to FEATURE_ATOL with their 5-NN unchanged.
+
+    docs/guarantees.md says why features cannot be bit-for-bit across CPUs.
+    """
     from mmbench.data.emoji import build, encode
 
-    # Bit-for-bit is promised for the same inputs and the same pixel/float libraries only.
+    # Reproduction is promised for the same inputs and the same pixel/float libraries only.
     if build.input_digests() != ds.manifest["inputs"]:
         pytest.skip("installed fonts/CLDR/weights differ from those recorded in the artifact manifest")
     recorded = ds.manifest["software"]["python"]
@@ -322,7 +358,25 @@ def test_rebuild_reproduces_artifact_bit_for_bit(ds, images):
     positions = [i for i, spec in enumerate(plan.images) if spec.concept in sample]
     assert len(positions) >= 20
     pictures = [build.render(plan, plan.images[i]) for i in positions]
-    assert [build.pixel_hash(p) for p in pictures] == [images["pixel_hash"][i] for i in positions]
-    rebuilt = encode.encode_images(pictures).astype(np.float16)
-    shipped = ds.features_matrix()[positions].astype(np.float16)
-    assert np.array_equal(rebuilt, shipped), f"max |diff| {np.abs(rebuilt.astype(np.float32) - shipped).max()}"
+    assert [build.pixel_hash(p) for p in pictures] == [images["pixel_hash"][i] for i in positions]  # bit for bit
+    rebuilt = encode.encode_images(pictures)  # float32, before the float16 storage rounding
+    features = ds.features_matrix()
+    shipped = features[positions].astype(np.float16)
+    excess = float16_interval_excess(rebuilt, shipped)
+    assert excess.max() <= FEATURE_ATOL, f"a rebuilt feature lies {excess.max():.3g} outside its float16 interval"
+    assert neighbour_changes(features.astype(np.float32), positions, rebuilt) == []
+
+
+@pytest.mark.parametrize(
+    "rebuilt, passes",
+    [
+        pytest.param(1.0 + 0.00048828125 + 1e-6, True, id="rounds-to-the-next-float16-step"),  # issue 10's CI case
+        pytest.param(1.0 - 1e-6, True, id="kernel-rounding"),
+        pytest.param(1.05, False, id="other-weights-or-preprocessing"),
+        pytest.param(1.0 + 0.00048828125 + 2e-4, False, id="beyond-the-stated-tolerance"),
+    ],
+)
+def test_feature_tolerance_separates_rounding_from_real_changes(rebuilt, passes):
+    shipped = np.array([1.0], dtype=np.float16)
+    excess = float16_interval_excess(np.array([rebuilt], dtype=np.float32), shipped)
+    assert (excess.max() <= FEATURE_ATOL) == passes

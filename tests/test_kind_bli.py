@@ -24,7 +24,7 @@ import mmbench
 import mmbench.kinds.bli as bli_module
 from mmbench import plugins
 from mmbench.cards import load_card
-from mmbench.errors import CardError
+from mmbench.errors import CardError, MMBenchError
 from mmbench.kinds import EvalContext
 from mmbench.models import Incompatible
 from mmbench.runner import (
@@ -277,3 +277,76 @@ def test_cli_validate(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
     monkeypatch.setattr(plugins, "_CACHED", None)
     assert_validate_reports_param(capsys, tmp_path, ("muse-bli", "muse-bli-nn"),
                                   'method = "csls"', 'method = "cosine"', "params.method")
+
+
+# -- every model output is checked before scoring ----------------------------------------------------
+class BadVocabulary(mmbench.Model):
+    """en: cat, dog, emu (emu not found), de: katze, hund; ``corrupt`` spoils the en answers."""
+
+    name = "bad-vocab"
+    capabilities = frozenset({mmbench.Capability.WORDS})
+    table = {"en": {"cat": [1.0, 0, 0], "dog": [0, 1.0, 0]}, "de": {"katze": [1.0, 0.1, 0], "hund": [0, 1.0, 0.1]}}
+
+    def __init__(self, corrupt=None, vocabulary=None):
+        super().__init__()
+        self.corrupt = corrupt or (lambda v, f: (v, f))
+        self.words = vocabulary
+
+    def vocabulary(self, language):
+        if language == "en":
+            return self.words if self.words is not None else ["cat", "dog", "emu", "cat"]  # a repeat: 3 distinct
+        return list(self.table[language])
+
+    def embed_words(self, words, language):
+        found = np.array([w in self.table[language] for w in words], dtype=bool)
+        vectors = np.array([self.table[language].get(w, [0, 0, 0]) for w in words], dtype=np.float32)
+        return self.corrupt(vectors, found) if language == "en" else (vectors, found)
+
+
+def _spoil(v, row, value):
+    v = v.copy()
+    v[row, 0] = value
+    return v
+
+
+BAD_BLI_OUTPUTS = {
+    "short rows": (lambda v, f: (v[:-1], f[:-1]), {}, "embed_words(en) returned 2 rows for 3 words"),
+    "extra rows (the raw vocabulary with its repeat)": (
+        lambda v, f: (np.vstack([v, v[:1]]), np.r_[f, f[:1]]), {}, "embed_words(en) returned 4 rows for 3 words"),
+    "zero width": (lambda v, f: (v[:, :0], f), {}, "embed_words(en) returned 0-wide vectors for 3 words"),
+    "ragged": (lambda v, f: ([v[0], v[1][:2], v[2]], f), {}, "embed_words(en) returned a ragged array"),
+    "int dtype": (lambda v, f: (v.astype(np.int32), f), {}, "embed_words(en) returned int32 values for words"),
+    "object dtype": (lambda v, f: (v.astype(object), f), {}, "embed_words(en) returned object values for words"),
+    "NaN": (lambda v, f: (_spoil(v, 1, np.nan), f), {}, "embed_words(en) returned NaN for 1 of 3 words"),
+    "+inf": (lambda v, f: (_spoil(v, 0, np.inf), f), {}, "embed_words(en) returned +inf for 1 of 3 words"),
+    "-inf": (lambda v, f: (_spoil(v, 0, -np.inf), f), {}, "embed_words(en) returned -inf for 1 of 3 words"),
+    "found mask short": (lambda v, f: (v, f[:2]), {},
+                         "embed_words(en) returned a found mask of shape (2,) for 3 words"),
+    "found mask int": (lambda v, f: (v, f.astype(int)), {}, "embed_words(en) returned a found mask of int64 values"),
+    "vocabulary is a string": (None, {"vocabulary": "cat dog"}, "vocabulary(en) returned str, not a list of words"),
+    "vocabulary is a number": (None, {"vocabulary": 0}, "vocabulary(en) returned int, not a list of words"),
+    "vocabulary holds a non-word": (None, {"vocabulary": ["cat", None]},
+                                    "vocabulary(en) returned a NoneType (None) among its words, not only str"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_BLI_OUTPUTS, ids=list(BAD_BLI_OUTPUTS))
+def test_bad_model_output_is_one_line_naming_model_and_method(case: str, tmp_path: Path) -> None:
+    corrupt, kwargs, message = BAD_BLI_OUTPUTS[case]
+    card = load_card(REPO / "tasks/muse-bli.toml")
+    subset = next(s for s in card.subsets if s.name == "en-de")
+    # The vocabularies are embedded and checked before any dictionary is read: no data needed.
+    with pytest.raises(MMBenchError) as info:
+        bli_module.BilingualLexiconInduction().evaluate(BadVocabulary(corrupt, **kwargs), card, subset,
+                                                        EvalContext(data_dir=tmp_path))
+    assert str(info.value).startswith(f"model 'bad-vocab' {message}")
+    assert "\n" not in str(info.value) and not isinstance(info.value, Incompatible)
+
+
+def test_source_and_target_vocabularies_of_different_widths(tmp_path: Path) -> None:
+    card = load_card(REPO / "tasks/muse-bli.toml")
+    subset = next(s for s in card.subsets if s.name == "en-de")
+    wider = BadVocabulary(lambda v, f: (np.hstack([v, v]), f))
+    with pytest.raises(MMBenchError, match=r"^model 'bad-vocab' returned 6-d vectors from embed_words\(en\) "
+                                           r"but 3-d vectors from embed_words\(de\)$"):
+        bli_module.BilingualLexiconInduction().evaluate(wider, card, subset, EvalContext(data_dir=tmp_path))

@@ -127,6 +127,31 @@ class Oracle(mmbench.Model):
         return np.stack([np.random.default_rng(self.pair_of[(language, t)]).standard_normal(8) for t in texts])
 
 
+def _set(out, value):
+    out = out.copy()
+    out[7, 2] = value
+    return out
+
+
+# mode -> how the B-language texts are spoiled, and the error line for n pairs (B = de in the tests).
+BROKEN = {
+    "rows": (lambda o: o[:-2], lambda n: f"returned {n - 2} rows for {n} texts"),
+    "extra rows": (lambda o: np.vstack([o, o]), lambda n: f"returned {2 * n} rows for {n} texts"),
+    "ragged": (lambda o: [*o[:-1], o[-1][:3]],
+               lambda n: f"returned a ragged array for {n} texts (rows of different lengths)"),
+    "zero width": (lambda o: o[:, :0], lambda n: f"returned 0-wide vectors for {n} texts"),
+    "3-d": (lambda o: o[:, :, None], lambda n: f"returned an array of shape ({n}, 8, 1) for {n} texts, not ({n}, d)"),
+    "int dtype": (lambda o: o.astype(np.int16),
+                  lambda n: "returned int16 values for texts, not floating-point numbers"),
+    "object dtype": (lambda o: o.astype(object),
+                     lambda n: "returned object values for texts, not floating-point numbers"),
+    "str dtype": (lambda o: o.astype(str), lambda n: "returned <U32 values for texts, not floating-point numbers"),
+    "nan": (lambda o: _set(o, np.nan), lambda n: f"returned NaN for 1 of {n} texts"),
+    "inf": (lambda o: _set(o, np.inf), lambda n: f"returned +inf for 1 of {n} texts"),
+    "-inf": (lambda o: _set(o, -np.inf), lambda n: f"returned -inf for 1 of {n} texts"),
+}
+
+
 class Collapsed(mmbench.Model):
     name = "test-collapsed-text"
     capabilities = frozenset({mmbench.Capability.TEXT})
@@ -134,9 +159,9 @@ class Collapsed(mmbench.Model):
 
     def embed_texts(self, texts, language):
         out = np.ones((len(texts), 8), dtype=np.float32)
-        if self.mode == "nan" and language != "en":
-            out[7, 2] = np.inf
-        return out[:-2] if self.mode == "rows" and language != "en" else out
+        if self.mode == "wider" and language != "en":
+            return np.ones((len(texts), 9), dtype=np.float32)
+        return BROKEN[self.mode][0](out) if self.mode in BROKEN and language != "en" else out
 
 
 class NamesCnnMean(CnnMean):
@@ -292,8 +317,8 @@ def test_cli_runs_the_packaged_cards_and_records_protocol_coverage_main_score(sh
 
 
 @pytest.mark.parametrize(("mode", "message"), [
-    ("rows", "model 'test-collapsed-text' returned shape (998, 8) for 1000 de texts, not (1000, d)"),
-    ("nan", "model 'test-collapsed-text' returned NaN or infinite values for de texts"),
+    ("rows", "model 'test-collapsed-text' embed_texts(de) returned 998 rows for 1000 texts"),
+    ("nan", "model 'test-collapsed-text' embed_texts(de) returned NaN for 1 of 1000 texts"),
 ])
 def test_bad_model_output_is_one_clear_line(registry, shared_data, tmp_path, monkeypatch, mode, message):
     monkeypatch.setattr(Collapsed, "mode", mode)
@@ -304,6 +329,17 @@ def test_bad_model_output_is_one_clear_line(registry, shared_data, tmp_path, mon
     cards[0].subsets = cards[0].subsets[:1]
     (outcome,) = run(registry, [resolved], cards, RunOptions(results_dir=tmp_path, data_dir=shared_data))
     assert outcome.status == "error" and outcome.message == message
+
+
+@pytest.mark.parametrize("mode", [*BROKEN, "wider"])
+def test_every_bad_output_is_one_line_naming_model_and_method(monkeypatch, tmp_path, mode):
+    n = len(emoji_pairs_reference("en", "de")[0])
+    expected = ("returned 8-d texts from embed_texts(en) but 9-d texts from embed_texts(de)" if mode == "wider"
+                else f"embed_texts(de) {BROKEN[mode][1](n)}")
+    monkeypatch.setattr(Collapsed, "mode", mode)
+    with pytest.raises(MMBenchError) as info:
+        _evaluate(Collapsed(), "emoji-en-de", tmp_path)
+    assert str(info.value) == f"model 'test-collapsed-text' {expected}"
 
 
 def test_missing_multi30k_file_is_a_data_error_naming_it(tmp_path):

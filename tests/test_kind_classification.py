@@ -28,7 +28,7 @@ import mmbench
 import mmbench.kinds.classification as classification_module
 from mmbench import plugins
 from mmbench.cards import DataFile, load_card
-from mmbench.errors import DataError
+from mmbench.errors import DataError, MMBenchError
 from mmbench.kinds import EvalContext
 from mmbench.metrics.classification import train_eval_linear
 from mmbench.models import Incompatible
@@ -287,3 +287,68 @@ def test_cli_validate(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
     monkeypatch.setattr(plugins, "_CACHED", None)
     assert_validate_reports_param(capsys, tmp_path, ("rcv", "sib200"),
                                   'dataset = "rcv"', 'dataset = "reuters"', "params.dataset")
+
+
+# -- every embed_words answer is checked before scoring ----------------------------------------------
+TINY_RCV = {
+    "train": [("CCAT", "shares rose in early trading"), ("ECAT", "inflation data surprised the bank"),
+              ("GCAT", "the minister met the press"), ("MCAT", "gold prices fell in trading")],
+    "test": [("CCAT", "shares fell"), ("GCAT", "the minister spoke")],
+}
+TINY_WORDS = sorted({w for docs in TINY_RCV.values() for _, text in docs for w in text.split()})
+
+
+def _spoil(v, value):
+    v = v.copy()
+    v[1, 2] = value
+    return v
+
+
+# name -> (spoils (vectors, found), the error line's tail for n = len(TINY_WORDS) words)
+BAD_WORDS = {
+    "short rows": (lambda v, f: (v[:-1], f[:-1]), lambda n: f"returned {n - 1} rows for {n} words"),
+    "extra rows": (lambda v, f: (np.vstack([v, v]), f), lambda n: f"returned {2 * n} rows for {n} words"),
+    "ragged": (lambda v, f: ([*v[:-1], v[-1][:1]], f),
+               lambda n: f"returned a ragged array for {n} words (rows of different lengths)"),
+    "zero width": (lambda v, f: (v[:, :0], f), lambda n: f"returned 0-wide vectors for {n} words"),
+    "int dtype": (lambda v, f: (v.astype(np.int64), f),
+                  lambda n: "returned int64 values for words, not floating-point numbers"),
+    "object dtype": (lambda v, f: (v.astype(object), f),
+                     lambda n: "returned object values for words, not floating-point numbers"),
+    "NaN": (lambda v, f: (_spoil(v, np.nan), f), lambda n: f"returned NaN for 1 of {n} words"),
+    "+inf": (lambda v, f: (_spoil(v, np.inf), f), lambda n: f"returned +inf for 1 of {n} words"),
+    "-inf": (lambda v, f: (_spoil(v, -np.inf), f), lambda n: f"returned -inf for 1 of {n} words"),
+    "found mask long": (lambda v, f: (v, np.r_[f, True]),
+                        lambda n: f"returned a found mask of shape ({n + 1},) for {n} words, not ({n},)"),
+    "found mask int": (lambda v, f: (v, f.astype(np.uint8)),
+                       lambda n: "returned a found mask of uint8 values, not bool"),
+}
+
+
+class BadWords(mmbench.Model):
+    name = "test-bad-words"
+    capabilities = frozenset({mmbench.Capability.WORDS})
+
+    def __init__(self, case):
+        super().__init__()
+        self.case = case
+
+    def embed_words(self, words, language):
+        rng = np.random.default_rng(len(words))
+        return BAD_WORDS[self.case][0](rng.standard_normal((len(words), 4)).astype(np.float32),
+                                       np.ones(len(words), dtype=bool))
+
+
+@pytest.mark.parametrize("case", BAD_WORDS, ids=list(BAD_WORDS))
+def test_bad_embed_words_output_is_one_line_naming_model_and_method(case: str, tmp_path: Path) -> None:
+    for split, docs in TINY_RCV.items():
+        (tmp_path / "rcv").mkdir(exist_ok=True)
+        with gzip.open(tmp_path / f"rcv/en.{split}.jsonl.gz", "wt", encoding="utf-8") as handle:
+            handle.writelines(json.dumps({"id": str(i), "label": label, "text": text}) + "\n"
+                              for i, (label, text) in enumerate(docs))
+    card = load_card(REPO / "tasks/rcv.toml")
+    subset = next(s for s in card.subsets if s.name == "en")
+    with pytest.raises(MMBenchError) as info:
+        classification_module.DocumentClassification().evaluate(BadWords(case), card, subset,
+                                                                 EvalContext(data_dir=tmp_path))
+    assert str(info.value) == f"model 'test-bad-words' embed_words(en) {BAD_WORDS[case][1](len(TINY_WORDS))}"

@@ -167,17 +167,58 @@ class Collapsed(mmbench.Model):
         return np.ones((len(features), 8), dtype=np.float32)
 
 
+def _set(out, value):
+    out = out.copy()
+    out[3, 1] = value
+    return out
+
+
+# mode -> (method it spoils, how, the error line). Names: 365 distinct en test names; images: 365.
+BROKEN = {
+    "rows": ("texts", lambda o: o[:-1], "embed_texts(en) returned 364 rows for 365 names"),
+    "extra rows": ("texts", lambda o: np.vstack([o, o[:1]]), "embed_texts(en) returned 366 rows for 365 names"),
+    "ragged": ("texts", lambda o: [*o[:-1], o[-1][:4]],
+               "embed_texts(en) returned a ragged array for 365 names (rows of different lengths)"),
+    "zero width": ("texts", lambda o: o[:, :0], "embed_texts(en) returned 0-wide vectors for 365 names"),
+    "flat": ("texts", lambda o: o[:, 0],
+             "embed_texts(en) returned an array of shape (365,) for 365 names, not (365, d)"),
+    "int dtype": ("texts", lambda o: o.astype(np.int64),
+                  "embed_texts(en) returned int64 values for names, not floating-point numbers"),
+    "object dtype": ("texts", lambda o: o.astype(object),
+                     "embed_texts(en) returned object values for names, not floating-point numbers"),
+    "str dtype": ("texts", lambda o: o.astype(str),
+                  "embed_texts(en) returned <U32 values for names, not floating-point numbers"),
+    "nan": ("texts", lambda o: _set(o, np.nan), "embed_texts(en) returned NaN for 1 of 365 names"),
+    "+inf": ("texts", lambda o: _set(o, np.inf), "embed_texts(en) returned +inf for 1 of 365 names"),
+    "-inf": ("texts", lambda o: _set(o, -np.inf), "embed_texts(en) returned -inf for 1 of 365 names"),
+    "image rows": ("images", lambda o: o[1:],
+                   "embed_images(emoji/efficientnet-lite0) returned 364 rows for 365 images"),
+    "image +inf": ("images", lambda o: _set(o, np.inf),
+                   "embed_images(emoji/efficientnet-lite0) returned +inf for 1 of 365 images"),
+    "image bool": ("images", lambda o: o > 0,
+                   "embed_images(emoji/efficientnet-lite0) returned bool values for images, "
+                   "not floating-point numbers"),
+    "widths differ": ("texts", lambda o: o[:, :6],
+                      "returned 8-d images from embed_images(emoji/efficientnet-lite0) "
+                      "but 6-d names from embed_texts(en)"),
+}
+
+
 class Broken(Collapsed):
-    """Misbehaves as ``mode`` says: one row short, or NaN rows."""
+    """Misbehaves as ``mode`` (a key of ``BROKEN``) says."""
 
     name = "test-broken"
     mode: ClassVar[str] = "rows"
 
+    def _spoiled(self, method, out):
+        target, spoil, _ = BROKEN[self.mode]
+        return spoil(out) if target == method else out
+
     def embed_texts(self, texts, language):
-        out = super().embed_texts(texts, language)
-        if self.mode == "nan":
-            out[3] = np.nan
-        return out[:-1] if self.mode == "rows" else out
+        return self._spoiled("texts", super().embed_texts(texts, language))
+
+    def embed_images(self, features, *, source):
+        return self._spoiled("images", super().embed_images(features, source=source))
 
 
 @pytest.fixture(scope="module")
@@ -299,11 +340,11 @@ def test_runner_records_protocol_seed_coverage_and_the_same_candidates_for_every
     assert records[(0, "all")]["main_score"] == pytest.approx((english["main_score"] + yoruba["main_score"]) / 2)
 
 
-@pytest.mark.parametrize(("mode", "message"), [("rows", "returned shape (364, 8) for 365 names"),
-                                               ("nan", "returned NaN or infinite values for names")])
-def test_bad_model_output_is_one_clear_line(registry, tmp_path, monkeypatch, mode, message):
+@pytest.mark.parametrize("mode", BROKEN, ids=list(BROKEN))
+def test_bad_model_output_is_one_clear_line(registry, tmp_path, monkeypatch, mode):
+    message = f"model 'test-broken' {BROKEN[mode][2]}"
     monkeypatch.setattr(Broken, "mode", mode)
-    with pytest.raises(MMBenchError, match=re.escape(message)):
+    with pytest.raises(MMBenchError, match=f"^{re.escape(message)}$"):
         _evaluate(Broken())
     resolved = resolve_model(registry, "test-broken")
     cards = select_cards(registry, ["emoji-matching"], [], [])

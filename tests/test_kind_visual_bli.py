@@ -23,7 +23,7 @@ from mmbench.cli import main
 from mmbench.data.emoji import load_emoji
 from mmbench.data.emoji_image_sets import build_image_set_index, image_set_index, normalize_term
 from mmbench.data.io import column_array
-from mmbench.errors import CardError, DataError
+from mmbench.errors import CardError, DataError, MMBenchError
 from mmbench.kinds import EvalContext
 from mmbench.models import Capability, Model
 from mmbench.runner import RunOptions, resolve_model, run, select_cards, validate_against_kind
@@ -297,15 +297,51 @@ def test_model_receives_float32_sets_and_the_feature_source(shared_data, en_de) 
     assert score.scores["p1"] == 0.0  # all tied: pessimistic ties rank every wrong candidate first
 
 
-@pytest.mark.parametrize(("output", "message"), [
-    (lambda s, t: np.zeros((len(s), len(t) - 1)), r"returned scores of shape \(\d+, \d+\) for \d+ source x \d+ target"),
-    (lambda s, t: np.full((len(s), len(t)), np.nan), "returned NaN scores for"),
-    (lambda s, t: [[0.0] * len(t)] * (len(s) - 1) + [[0.0]], "returned scores that are not a numeric matrix"),
-])
-def test_bad_model_output_is_one_line_error(shared_data, output, message) -> None:
-    with pytest.raises(DataError, match=message) as info:
+def _one(s, t, value):
+    scores = np.zeros((len(s), len(t)))
+    scores[0, 1] = value
+    return scores
+
+
+# Each: what the model returns for (source sets, target sets), and the message for (S, T).
+BAD_SCORES = {
+    "short rows": (lambda s, t: np.zeros((len(s) - 1, len(t))),
+                   lambda S, T: f"returned {S - 1} rows for {S} source words"),
+    "extra rows": (lambda s, t: np.zeros((len(s) + 1, len(t))),
+                   lambda S, T: f"returned {S + 1} rows for {S} source words"),
+    "short columns": (lambda s, t: np.zeros((len(s), len(t) - 1)),
+                      lambda S, T: f"returned {T - 1} columns for {T} target words"),
+    "extra columns": (lambda s, t: np.zeros((len(s), len(t) + 1)),
+                      lambda S, T: f"returned {T + 1} columns for {T} target words"),
+    "transposed (T, S)": (lambda s, t: np.zeros((len(t), len(s))),
+                          lambda S, T: f"returned {T} rows for {S} source words"),
+    "flat": (lambda s, t: np.zeros(len(s) * len(t)),
+             lambda S, T: f"returned an array of shape ({S * T},) for {S} source words, not ({S}, d)"),
+    "ragged": (lambda s, t: [[0.0] * len(t)] * (len(s) - 1) + [[0.0]],
+               lambda S, T: f"returned a ragged array for {S} source words (rows of different lengths)"),
+    "int dtype": (lambda s, t: np.zeros((len(s), len(t)), dtype=np.int64),
+                  lambda S, T: "returned int64 values for source words, not floating-point numbers"),
+    "object dtype": (lambda s, t: np.zeros((len(s), len(t)), dtype=object),
+                     lambda S, T: "returned object values for source words, not floating-point numbers"),
+    "str dtype": (lambda s, t: np.full((len(s), len(t)), "0.5"),
+                  lambda S, T: "returned <U3 values for source words, not floating-point numbers"),
+    "NaN matrix": (lambda s, t: np.full((len(s), len(t)), np.nan),
+                   lambda S, T: f"returned NaN for {S} of {S} source words"),
+    "+inf matrix": (lambda s, t: np.full((len(s), len(t)), np.inf),
+                    lambda S, T: f"returned +inf for {S} of {S} source words"),
+    "one +inf": (lambda s, t: _one(s, t, np.inf), lambda S, T: f"returned +inf for 1 of {S} source words"),
+    "one -inf": (lambda s, t: _one(s, t, -np.inf), lambda S, T: f"returned -inf for 1 of {S} source words"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SCORES, ids=list(BAD_SCORES))
+def test_bad_model_output_is_one_line_error(shared_data, en_de, case) -> None:
+    output, message = BAD_SCORES[case]
+    S, T = len(en_de["queries"]), len(en_de["candidates"])
+    assert S != T  # so a transposed matrix is caught by its row count
+    with pytest.raises(MMBenchError) as info:
         _evaluate(Delegate(output), shared_data)
-    assert "\n" not in str(info.value)
+    assert str(info.value) == f"model 'delegate' score_image_sets {message(S, T)}"
 
 
 def test_cards_validate_and_bad_params_are_reported(shared_data) -> None:

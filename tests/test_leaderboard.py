@@ -16,10 +16,12 @@ from mmbench.errors import DataError
 from mmbench.leaderboard import (
     aggregate,
     build_leaderboards,
+    csv_safe,
     escape_markdown,
     format_coverage,
     format_score,
     load_records,
+    public_argument,
     task_slug,
 )
 
@@ -335,7 +337,7 @@ def test_index_reports_the_main_table(tmp_path: Path) -> None:
     assert table[1][2:] == ["4", "en (test)", "q `a1b2c3d4e5f6`", "spearman 0.300"]
 
 
-def test_model_argument_is_not_part_of_the_key_nor_shown_on_pages(tmp_path: Path) -> None:
+def test_model_argument_is_not_part_of_the_key_nor_published_as_a_path(tmp_path: Path) -> None:
     # One vectors file scored from two local paths: same config hash (it includes the file's sha256).
     paths = ["/home/alice/emb/wiki.en.vec", "/mnt/scratch/copy of/wiki.en.vec"]
     records = [make_record(model="vectors:wiki.en.vec", model_argument=paths[seed], seed=seed, subset=subset,
@@ -354,9 +356,12 @@ def test_model_argument_is_not_part_of_the_key_nor_shown_on_pages(tmp_path: Path
 
     with open(tmp_path / "out" / "rg65-xling.csv", newline="", encoding="utf-8") as handle:
         lines = [line for line in csv.DictReader(handle) if line["config_hash"] == "a1b2c3d4e5f6"]
-    assert [line["model_argument"] for line in lines] == [paths[1], paths[1]]
+    assert [line["model_argument"] for line in lines] == ["wiki.en.vec", "wiki.en.vec"]  # base name only
     summary = json.loads((tmp_path / "out" / "leaderboard.json").read_text(encoding="utf-8"))
-    assert {r["model_argument"] for r in summary["rows"]} == {paths[1], "/home/bob/wiki.en.vec"}
+    assert {r["model_argument"] for r in summary["rows"]} == {"wiki.en.vec"}
+    for published in (tmp_path / "out").iterdir():
+        text = published.read_text(encoding="utf-8")
+        assert "/home/" not in text and "/mnt/" not in text and "copy of" not in text, published.name
 
     pages = sorted((tmp_path / "out").glob("*.md"))
     assert [p.name for p in pages] == ["README.md", "rg65-xling.md"]
@@ -382,3 +387,90 @@ def test_same_record_from_two_paths_counts_once_and_keeps_the_newest_argument() 
         (row,) = aggregate(order, warnings)
         assert row["n_seeds"] == 1 and row["model_argument"] == "/new/place/x.vec"
         assert warnings == ["record " + "1" * 16 + " appears in several files; counted once"]
+
+
+# -- published files are safe to open: no spreadsheet formulas, no local paths ------------------------------
+
+FORMULA = '=HYPERLINK("http://x","y")'
+
+
+def csv_lines(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_csv_neutralises_formula_cells_but_keeps_negative_numbers(tmp_path: Path) -> None:
+    hostile = make_record(model=FORMULA, model_argument=FORMULA, subset="+1+cmd|' /C calc'!A0", split="@SUM(A1)",
+                          protocol="-2+3", task_kind="\tkind", main_score=-0.25, coverage=None,
+                          languages=["=en", "de"], scores={"spearman": -0.25, "=evil": -1.5, "pearson": -3})
+    write_records(tmp_path / "results", [hostile, make_record(model="plain", model_argument="-1")], nested=False)
+    build_leaderboards(tmp_path / "results", tmp_path / "out")
+    lines = {line["config_hash"] + line["model"]: line for line in csv_lines(tmp_path / "out" / "rg65-xling.csv")}
+    line = lines["a1b2c3d4e5f6" + "'" + FORMULA]
+    assert line["model_argument"] == "'" + FORMULA
+    assert line["subset"] == "'+1+cmd|' /C calc'!A0" and line["split"] == "'@SUM(A1)"
+    assert line["protocol"] == "'-2+3" and line["task_kind"] == "'\tkind" and line["languages"] == "'=en de"
+    assert line["main_mean"] == "-0.25" and line["score.spearman"] == "-0.25" and line["score.pearson"] == "-3.0"
+    assert line["score.=evil"] == "-1.5"  # header "score.=evil" starts with "s": harmless
+    assert lines["a1b2c3d4e5f6plain"]["model_argument"] == "-1"  # a plain number stays a number
+    with open(tmp_path / "out" / "rg65-xling.csv", newline="", encoding="utf-8") as handle:
+        cells = [cell for row in csv.reader(handle) for cell in row]
+    for cell in cells:
+        assert not cell.startswith(("=", "+", "@", "\t", "\r")), cell
+        assert not cell.startswith("-") or float(cell) < 0, cell
+
+
+def test_csv_neutralises_formulas_in_the_task_name(tmp_path: Path) -> None:
+    write_records(tmp_path / "results", [make_record(task="=1+1")], nested=False)
+    report = build_leaderboards(tmp_path / "results", tmp_path / "out")
+    (csv_path,) = [path for path in report.files if path.suffix == ".csv"]
+    (line,) = csv_lines(csv_path)
+    assert line["task"] == "'=1+1"
+
+
+def test_no_local_path_in_any_published_file(tmp_path: Path) -> None:
+    secret = tmp_path / "home" / "alice" / "secret"
+    records = [make_record(model="vectors:x.vec", model_argument=str(secret / "x.vec"), seed=0),
+               make_record(model=f"vectors:{secret}/x.vec", model_argument=f"{secret}/x.vec", seed=1),
+               make_record(model="precomputed:emb", model_argument=str(secret) + "/emb/", config_hash="b" * 12),
+               make_record(model="vectors:y.vec", model_argument="~/alice/secret/y.vec", config_hash="c" * 12),
+               make_record(model="vectors:z.vec", model_argument="C:\\Users\\alice\\secret\\z.vec",
+                           config_hash="d" * 12),
+               make_record(model="vectors:w.vec", model_argument="../alice/secret/w.vec", config_hash="e" * 12),
+               make_record(model="vectors", model_argument=FORMULA, config_hash="f" * 12)]
+    write_records(tmp_path / "results", records, nested=False)
+    report = build_leaderboards(tmp_path / "results", tmp_path / "out")
+    assert report.warnings == []
+    for published in (tmp_path / "out").iterdir():
+        text = published.read_text(encoding="utf-8")
+        assert "alice" not in text and "secret" not in text and str(tmp_path) not in text, published.name
+    summary = json.loads((tmp_path / "out" / "leaderboard.json").read_text(encoding="utf-8"))
+    shown = {(r["model"], r["model_argument"]) for r in summary["rows"]}
+    assert shown == {("vectors:x.vec", "x.vec"), ("precomputed:emb", "emb"), ("vectors:y.vec", "y.vec"),
+                     ("vectors:z.vec", "z.vec"), ("vectors:w.vec", "w.vec"), ("vectors", FORMULA)}
+    (pooled,) = [r for r in summary["rows"] if r["model"] == "vectors:x.vec"]
+    assert pooled["n_seeds"] == 2  # the same model (config hash) from two paths is one entry
+    assert summary["tasks"][0]["best"]["model_argument"] in {"x.vec", "emb", "y.vec", "z.vec", "w.vec", FORMULA}
+    # The records themselves are left as they were.
+    assert {json.loads(p.read_text(encoding="utf-8"))["model_argument"]
+            for p in (tmp_path / "results").iterdir()} >= {str(secret / "x.vec"), "~/alice/secret/y.vec"}
+
+
+@pytest.mark.parametrize(
+    ("argument", "shown"),
+    [(None, None), ("fasttext-en", "fasttext-en"), ("emb/x.vec", "emb/x.vec"), (FORMULA, FORMULA),
+     ("/home/a/x.vec", "x.vec"), ("/data/emb/", "emb"), ("~/x.vec", "x.vec"), ("~", ""), ("/", ""),
+     ("./x.vec", "x.vec"), ("..\\a\\x.vec", "x.vec"), ("D:/a/x.vec", "x.vec"), ("\\\\server\\share\\x.vec", "x.vec"),
+     ("file:///home/a/x.vec", "x.vec")],
+)
+def test_public_argument(argument: str | None, shown: str | None) -> None:
+    assert public_argument(argument) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "safe"),
+    [("=1+1", "'=1+1"), ("+1", "+1"), ("+A1", "'+A1"), ("-", "'-"), ("-0.5", "-0.5"), ("-1e-3", "-1e-3"),
+     ("@x", "'@x"), ("\t=1", "'\t=1"), ("\r=1", "'\r=1"), ("a=1", "a=1"), ("", ""), ("en-de", "en-de")],
+)
+def test_csv_safe(text: str, safe: str) -> None:
+    assert csv_safe(text) == safe

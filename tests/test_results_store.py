@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import subprocess
 import threading
 from pathlib import Path
 
@@ -202,9 +203,10 @@ def test_relative_path_stays_inside_root_for_hostile_names(tmp_path: Path, field
     assert all(part and not part.startswith(".") for part in relative.parts)
     root = tmp_path / "results"
     store = ResultStore(root)
-    written = store.write(key, {"ok": True})
+    record = make_record(key, **record_kwargs())
+    written = store.write(key, record)
     assert written.resolve().is_relative_to(root.resolve())
-    assert store.read(key) == {"ok": True}
+    assert store.read(key) == record
     assert store.exists(key)
 
 
@@ -270,18 +272,100 @@ def test_store_round_trip(tmp_path: Path) -> None:
     assert not store.exists(other) and store.read(other) is None
 
 
-def test_store_read_of_a_truncated_record_is_none(tmp_path: Path) -> None:
-    store = ResultStore(tmp_path)
-    path = store.write(KEY, {"a": 1})
-    path.write_text('{"a": ', encoding="utf-8")
-    assert store.read(KEY) is None
+def _damage_truncate(path: Path, record: dict) -> None:
+    path.write_bytes(path.read_bytes()[:40])
 
 
-def test_store_read_of_a_binary_garbage_record_is_none(tmp_path: Path) -> None:
-    store = ResultStore(tmp_path)
-    path = store.write(KEY, {"a": 1})
+def _damage_empty(path: Path, record: dict) -> None:
+    path.write_bytes(b"")
+
+
+def _damage_garbage(path: Path, record: dict) -> None:
     path.write_bytes(b"\xff\xfe\x00garbage")
-    assert store.read(KEY) is None
+
+
+def _damage_edit(field: str, value):
+    def damage(path: Path, record: dict) -> None:
+        path.write_text(json.dumps({**record, field: value}), encoding="utf-8")
+    return damage
+
+
+def _damage_copy_of_another_key(path: Path, record: dict) -> None:
+    other = dataclasses.replace(KEY, seed=KEY.seed + 1)
+    path.write_text(json.dumps(make_record(other, **record_kwargs())), encoding="utf-8")
+
+
+DAMAGE = {
+    "truncated": (_damage_truncate, "not valid JSON"),
+    "empty": (_damage_empty, "empty file"),
+    "binary-garbage": (_damage_garbage, "not valid JSON"),
+    "a-json-list": (lambda path, record: path.write_text("[1, 2]"), "not a JSON object"),
+    "old-schema": (_damage_edit("schema_version", 0), "schema_version"),
+    "no-scores": (_damage_edit("scores", {}), "no scores"),
+    "main-score-edited": (_damage_edit("main_score", 0.99), "main_score does not match"),
+    "score-not-a-number": (_damage_edit("scores", {"spearman": "0.61", "pearson": 0.58}), "not a finite number"),
+    "coverage-out-of-range": (_damage_edit("coverage", 1.5), "coverage"),
+    "protocol-edited": (_damage_edit("protocol", "other"), "protocol"),
+    "another-keys-record": (_damage_copy_of_another_key, "record_id does not match"),
+    "provenance-missing": (_damage_edit("provenance", None), "provenance"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))
+def test_a_damaged_record_is_not_trusted(tmp_path: Path, damage: str) -> None:
+    store = ResultStore(tmp_path)
+    record = make_record(KEY, **record_kwargs())
+    path = store.write(KEY, record)
+    apply, reason = DAMAGE[damage]
+    apply(path, record)
+    assert store.read(KEY) is None and not store.exists(KEY)
+    found, problem = store.inspect(KEY)
+    assert found is None and reason in problem
+
+
+def test_inspect_tells_absent_from_intact(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    assert store.inspect(KEY) == (None, None)
+    record = make_record(KEY, **record_kwargs())
+    store.write(KEY, record)
+    assert store.inspect(KEY) == (record, None)
+
+
+def test_store_refuses_to_write_a_record_that_does_not_match_its_key(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    with pytest.raises(ValueError, match="does not match its key"):
+        store.write(KEY, make_record(dataclasses.replace(KEY, task="other"), **record_kwargs()))
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_stale_temp_files_of_dead_processes_are_removed(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    store.write(KEY, make_record(KEY, **record_kwargs()))
+    directory = store.path(KEY).parent
+    dead = _a_dead_pid()
+    stale = directory / f".x.json.~{results._HOST}~{dead}~abc123.tmp"
+    live = directory / f".x.json.~{results._HOST}~{os.getpid()}~abc123.tmp"  # a writer still at work
+    other_host = directory / f".x.json.~some-other-host~{dead}~abc123.tmp"  # cannot tell: leave it
+    foreign = directory / ".notes.tmp"  # not ours
+    for path in (stale, live, other_host, foreign):
+        path.write_text("partial")
+    assert store.remove_stale_temp_files() == [stale]
+    assert not stale.exists() and live.exists() and other_host.exists() and foreign.exists()
+    assert store.read(KEY) is not None
+
+
+def _a_dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid  # reaped: no process has this pid now (reuse within the test is vanishingly rare)
+
+
+def test_temp_file_names_carry_host_and_pid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+    real_replace = os.replace
+    monkeypatch.setattr(results.os, "replace", lambda src, dst: (seen.append(Path(src).name), real_replace(src, dst)))
+    write_json_atomic(tmp_path / "r.json", {"v": 1})
+    assert results._temp_owner(seen[0]) == (results._HOST, os.getpid())
 
 
 # -- make_record ---------------------------------------------------------------------------------------

@@ -20,12 +20,14 @@ import scipy.sparse
 
 import mmbench
 from mmbench import plugins
-from mmbench.cards import parse_card
+from mmbench.cards import load_card, parse_card
 from mmbench.cli import main
 from mmbench.data.io import feature_array
 from mmbench.data.multi30k_mini import load_multi30k_mini
+from mmbench.errors import MMBenchError
+from mmbench.kinds import EvalContext
 from mmbench.kinds.retrieval import Retrieval
-from mmbench.kinds.retrieval_sources import MULTI30K_FEATURE_SOURCE
+from mmbench.kinds.retrieval_sources import MULTI30K_FEATURE_SOURCE, load_retrieval_data
 from mmbench.metrics.retrieval import retrieval_scores
 from mmbench.runner import RunOptions, resolve_model, run, select_cards
 
@@ -370,3 +372,65 @@ def test_validate_accepts_well_formed_cards_of_each_source():
     assert _problems({"source": "coco", "protocol": "5k", "feature_source": "x/y"}, files=("d.json", "f.npy")) == []
     assert _problems({"source": "precomputed", "feature_source": "x/y", "similarity": "order"}, split="testall",
                      files=("p/testall_caps.txt", "p/testall_ims.npy")) == []
+
+
+# -- every model output is checked before scoring ---------------------------------------------------
+def _set(out, value):
+    out = out.copy()
+    out[2, 0] = value
+    return out
+
+
+# mode -> (method it spoils, how, the error line for n images = n captions on emoji en).
+BAD_RETRIEVAL = {
+    "short captions": ("texts", lambda o: o[:-1], lambda n: f"embed_texts(en) returned {n - 1} rows for {n} captions"),
+    "extra images": ("images", lambda o: np.vstack([o, o[:3]]),
+                     lambda n: f"embed_images(emoji/efficientnet-lite0) returned {n + 3} rows for {n} images"),
+    "ragged captions": ("texts", lambda o: [*o[:-1], o[-1][:2]],
+                        lambda n: f"embed_texts(en) returned a ragged array for {n} captions "
+                                  "(rows of different lengths)"),
+    "zero-width images": ("images", lambda o: o[:, :0],
+                          lambda n: f"embed_images(emoji/efficientnet-lite0) returned 0-wide vectors for {n} images"),
+    "int captions": ("texts", lambda o: o.astype(np.int64),
+                     lambda n: "embed_texts(en) returned int64 values for captions, not floating-point numbers"),
+    "str images": ("images", lambda o: o.astype(str),
+                   lambda n: "embed_images(emoji/efficientnet-lite0) returned <U32 values for images, "
+                             "not floating-point numbers"),
+    "NaN caption": ("texts", lambda o: _set(o, np.nan),
+                    lambda n: f"embed_texts(en) returned NaN for 1 of {n} captions"),
+    "+inf image": ("images", lambda o: _set(o, np.inf),
+                   lambda n: f"embed_images(emoji/efficientnet-lite0) returned +inf for 1 of {n} images"),
+    "-inf caption": ("texts", lambda o: _set(o, -np.inf),
+                     lambda n: f"embed_texts(en) returned -inf for 1 of {n} captions"),
+    "widths differ": ("texts", lambda o: o[:, :5], lambda n: "returned 8-d images from embed_images("
+                      "emoji/efficientnet-lite0) but 5-d captions from embed_texts(en)"),
+}
+
+
+class BadRetrieval(mmbench.Model):
+    name = "test-bad-retrieval"
+    capabilities = frozenset({mmbench.Capability.TEXT, mmbench.Capability.IMAGES})
+
+    def __init__(self, mode):
+        super().__init__()
+        self.mode = mode
+
+    def _spoiled(self, method, out):
+        target, spoil, _ = BAD_RETRIEVAL[self.mode]
+        return spoil(out) if method == target else out
+
+    def embed_texts(self, texts, language):
+        return self._spoiled("texts", np.random.default_rng(0).standard_normal((len(texts), 8)).astype(np.float32))
+
+    def embed_images(self, features, *, source):
+        return self._spoiled("images", np.random.default_rng(1).standard_normal((len(features), 8)).astype(np.float32))
+
+
+@pytest.mark.parametrize("mode", BAD_RETRIEVAL, ids=list(BAD_RETRIEVAL))
+def test_bad_model_output_is_one_line_naming_model_and_method(tmp_path, mode):
+    card = load_card(Path(__file__).resolve().parents[1] / "tasks" / "emoji-retrieval.toml")
+    subset = next(s for s in card.subsets if s.name == "en")
+    n = load_retrieval_data(card, subset, tmp_path).n_images
+    with pytest.raises(MMBenchError) as info:
+        Retrieval().evaluate(BadRetrieval(mode), card, subset, EvalContext(data_dir=tmp_path))
+    assert str(info.value) == f"model 'test-bad-retrieval' {BAD_RETRIEVAL[mode][2](n)}"

@@ -254,3 +254,101 @@ def test_identity_is_the_file_sha256(tmp_path: Path) -> None:
 def test_prepare_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"bad\.txt:2:"):
         model_for(write(tmp_path / "bad.txt", "cat 1 2\ndog 3\n"))
+
+
+# -- corrupt and inconsistent files: every problem is one DataError line naming the file -----------------
+
+
+def gzip_rows(count: int = 2000) -> bytes:
+    return gzip.compress("".join(f"w{i} {i * 0.37:.6f} {i / 7:.6f}\n" for i in range(count)).encode())
+
+
+def assert_one_line_error(path: Path, *fragments: str, max_words: int | None = None) -> str:
+    with pytest.raises(DataError) as info:
+        read_vectors(path, max_words)
+    message = str(info.value)
+    assert message.startswith(str(path)) and "\n" not in message
+    for fragment in fragments:
+        assert fragment in message
+    return message
+
+
+def test_gzip_with_garbage_after_a_valid_header(tmp_path: Path) -> None:
+    # zlib's "Error -3 while decompressing data" used to escape as an internal plugin error
+    compressed = gzip_rows()
+    path = tmp_path / "garbage.vec.gz"
+    path.write_bytes(compressed[:10] + bytes((i * 151 + 7) % 256 for i in range(600)))
+    assert_one_line_error(path, "not a valid gzip file, corrupt or truncated")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda c: c[: len(c) // 2],  # cut-off download
+        lambda c: b"\x1f\x8b" + bytes(range(256)) * 2,  # gzip magic, then garbage
+        lambda c: c[:-8] + bytes(b ^ 0xFF for b in c[-8:]),  # CRC and length trailer damaged
+        lambda c: b"not gzip at all\n",  # a .gz name on a plain file
+    ],
+    ids=["truncated", "garbage", "bad-trailer", "not-gzip"],
+)
+def test_corrupt_gzip_is_a_data_error(tmp_path: Path, damage) -> None:
+    path = tmp_path / "broken.vec.gz"
+    path.write_bytes(damage(gzip_rows()))
+    assert_one_line_error(path, "not a valid gzip file, corrupt or truncated")
+
+
+def test_gzip_is_recognised_by_its_magic_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "vectors.vec"  # no .gz suffix
+    path.write_bytes(gzip.compress(b"2 2\ncat 1 2\ndog 3 4\n"))
+    assert read_vectors(path)[0] == ["cat", "dog"]
+
+
+def test_undecodable_text_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.vec.gz"
+    path.write_bytes(gzip.compress("cat 1 2\ncaf\u00e9 3 4\n".encode("latin-1")))
+    assert_one_line_error(path, "not UTF-8 text at line 2", "byte 0xe9 at column 4")
+
+
+def test_byte_order_mark_before_the_header(tmp_path: Path) -> None:
+    words, matrix = read_vectors(write(tmp_path / "bom.vec", "\ufeff3 3\n" + PLAIN))
+    assert words == ["cat", "dog", "Katze"] and matrix.shape == (3, 3)
+
+
+def test_header_count_smaller_than_file_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "long.vec", "2 3\n" + PLAIN + "\n")  # header promises 2 words, 3 follow
+    assert_one_line_error(path, "header declares 2 vectors but the file has 3")
+    assert_one_line_error(path, "header declares 2 vectors but the file has 3", max_words=5)
+    assert read_vectors(path, max_words=2)[0] == ["cat", "dog"]  # stops reading before the extra row
+
+
+def test_header_count_larger_than_file_names_both_counts(tmp_path: Path) -> None:
+    path = write(tmp_path / "cut.vec", "5 3\n" + PLAIN)
+    assert_one_line_error(path, "header declares 5 vectors but the file has 3")
+    assert_one_line_error(path, "header declares 5 vectors but the file has 3", max_words=4)
+    assert read_vectors(path, max_words=3)[0] == ["cat", "dog", "Katze"]
+
+
+def test_header_count_zero_with_rows(tmp_path: Path) -> None:
+    assert_one_line_error(write(tmp_path / "zero.vec", "0 3\n" + PLAIN), "header declares 0 vectors but the file has 3")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        ("3 4\n" + PLAIN, (":2:", "expected a word and 4 numbers, got 4 fields", "the header's")),
+        ("3 2\n" + PLAIN, (":2:", "expected a word and 2 numbers, got 4 fields", "the header's")),
+        ("3 3\ncat 1 0 0\ndog 0 1 0 5\nKatze 0 0 1\n", (":3:", "got 5 fields")),
+        ("cat 1 0 0\ndog 0 1\n", (":2:", "expected a word and 3 numbers, got 3 fields", "the first row's")),
+        ("3 0\n" + PLAIN, (":1:", "header declares 0 dimensions")),
+    ],
+)
+def test_width_mismatch(tmp_path: Path, text: str, fragments: tuple[str, ...]) -> None:
+    path = write(tmp_path / "w.vec", text)
+    message = assert_one_line_error(path, *fragments[1:])
+    assert message.startswith(f"{path}{fragments[0]}")
+
+
+def test_a_lone_carriage_return_does_not_split_a_row(tmp_path: Path) -> None:
+    path = tmp_path / "cr.vec"
+    path.write_bytes(b"2 2\nca\rt 1 2\ndog 3 4\r\n")
+    assert read_vectors(path)[0] == ["ca\rt", "dog"]

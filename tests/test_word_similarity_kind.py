@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.resources
+import types
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +20,12 @@ from scipy.stats import pearsonr, spearmanr
 
 import mmbench
 import mmbench.data.io as data_io
+from mmbench import plugins
 from mmbench.cards import load_card, parse_card
+from mmbench.errors import MMBenchError
 from mmbench.kinds import EvalContext
 from mmbench.kinds.word_similarity import WordSimilarity, embed_vocabulary, lookup_variants
+from mmbench.runner import RunOptions, resolve_model, run, select_cards
 from mmbench_plugins.vectors import VectorsConfig, WordVectors
 
 TASKS_DIR = Path(str(importlib.resources.files("mmbench_tasks")))
@@ -297,3 +301,116 @@ def test_validate_packaged_and_bad_cards() -> None:
     problems = kind.validate(dataclasses.replace(card, subsets=[three]))
     assert "subsets.en-de.files: a word-similarity subset needs data files" in problems
     assert "subsets.en-de.languages: give one language or a pair" in problems
+
+
+# -- every embed_words answer is checked before scoring ------------------------------------------------
+MINI_PAIRS = "en:cat\tfr:chat\t3.9\nen:dog\tfr:chien\t3.1\nen:cat\tfr:ville\t0.4\nen:emu\tfr:chien\t1.0\n"
+MINI_TABLE = {("en", "cat"): [1, 0, 0], ("en", "dog"): [0, 1, 0], ("fr", "chat"): [1, 0.1, 0],
+              ("fr", "chien"): [0, 1, 0.2], ("fr", "ville"): [0, 0, 1]}  # en:emu is not found
+
+
+class BadWords(mmbench.Model):
+    """Embeds MINI_TABLE (en: cat, dog, emu -> found [T, T, F]); ``corrupt`` spoils the en answer."""
+
+    name = "bad-words"
+    capabilities = frozenset({mmbench.Capability.WORDS})
+
+    def __init__(self, corrupt):
+        super().__init__()
+        self.corrupt = corrupt
+
+    def embed_words(self, words, language):
+        found = np.array([(language, w) in MINI_TABLE for w in words], dtype=bool)
+        vectors = np.array([MINI_TABLE.get((language, w), [0, 0, 0]) for w in words], dtype=np.float32)
+        return self.corrupt(vectors, found, language)
+
+
+def _with(v, row, value):
+    v = v.copy()
+    v[row, 1] = value
+    return v
+
+
+def _evaluate_mini(model, tmp_path: Path):
+    data = tmp_path / "pairs.txt"
+    data.write_text(MINI_PAIRS, encoding="utf-8")
+    card = parse_card({
+        "name": "mini", "kind": "word-similarity", "description": "d", "main_score": "spearman", "protocol": "p",
+        "license": "l", "citation": "c", "splits": ["test"], "base": "card", "params": {"case": "exact"},
+        "subsets": [{"name": "en-fr", "languages": ["en", "fr"],
+                     "files": [{"path": "pairs.txt", "sha256": hashlib.sha256(data.read_bytes()).hexdigest()}]}],
+    }, "mini.toml", path=tmp_path / "mini.toml")
+    return WordSimilarity().evaluate(model, card, card.subsets[0], EvalContext(data_dir=tmp_path))
+
+
+def en_only(spoil):
+    return lambda v, f, language: spoil(v, f) if language == "en" else (v, f)
+
+
+BAD_WORD_OUTPUTS = {
+    "short rows": (lambda v, f: (v[:-1], f[:-1]), "returned 2 rows for 3 words"),
+    "extra rows": (lambda v, f: (np.vstack([v, v[:1]]), f), "returned 4 rows for 3 words"),
+    "zero width": (lambda v, f: (np.zeros((3, 0), np.float32), f), "returned 0-wide vectors for 3 words"),
+    "ragged": (lambda v, f: ([v[0], v[1], v[2][:2]], f), "returned a ragged array for 3 words"),
+    "one-dimensional": (lambda v, f: (v[:, 0], f), "returned an array of shape (3,) for 3 words, not (3, d)"),
+    "int dtype": (lambda v, f: (v.astype(np.int64), f), "returned int64 values for words, not floating-point"),
+    "object dtype": (lambda v, f: (v.astype(object), f), "returned object values for words, not floating-point"),
+    "str dtype": (lambda v, f: (v.astype(str), f), "returned <U32 values for words, not floating-point"),
+    "NaN": (lambda v, f: (_with(v, 0, np.nan), f), "returned NaN for 1 of 3 words"),
+    "+inf": (lambda v, f: (_with(v, 1, np.inf), f), "returned +inf for 1 of 3 words"),
+    "-inf": (lambda v, f: (_with(v, 0, -np.inf), f), "returned -inf for 1 of 3 words"),
+    "NaN and -inf": (lambda v, f: (_with(_with(v, 0, np.nan), 1, -np.inf), f),
+                     "returned NaN and -inf for 2 of 3 words"),
+    "found mask short": (lambda v, f: (v, f[:-1]), "returned a found mask of shape (2,) for 3 words, not (3,)"),
+    "found mask 2-d": (lambda v, f: (v, f[:, None]), "returned a found mask of shape (3, 1) for 3 words"),
+    "found mask int": (lambda v, f: (v, f.astype(np.int64)), "returned a found mask of int64 values, not bool"),
+    "found mask float": (lambda v, f: (v, f.astype(np.float32)), "returned a found mask of float32 values, not bool"),
+    "no found mask": (lambda v, f: v, "returned ndarray, not a (vectors, found) pair"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_WORD_OUTPUTS, ids=list(BAD_WORD_OUTPUTS))
+def test_bad_embed_words_output_is_one_line_naming_model_and_method(case: str, tmp_path: Path) -> None:
+    spoil, message = BAD_WORD_OUTPUTS[case]
+    with pytest.raises(MMBenchError) as info:
+        _evaluate_mini(BadWords(en_only(spoil)), tmp_path)
+    assert str(info.value).startswith("model 'bad-words' embed_words(en) ")
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_languages_of_different_widths_are_an_error(tmp_path: Path) -> None:
+    wider = BadWords(lambda v, f, language: (np.hstack([v, v[:, :1]]) if language == "fr" else v, f))
+    with pytest.raises(MMBenchError, match=r"^model 'bad-words' returned 3-d vectors from embed_words\(en\) "
+                       r"but 4-d vectors from embed_words\(fr\)$"):
+        _evaluate_mini(wider, tmp_path)
+
+
+def test_rows_of_words_not_found_are_not_read_so_any_value_is_accepted(tmp_path: Path) -> None:
+    # The documented choice: only found rows must be finite (emu, row 2, is not found).
+    clean = _evaluate_mini(BadWords(lambda v, f, language: (v, f)), tmp_path)
+    for value in (np.nan, np.inf, -np.inf):
+        score = _evaluate_mini(BadWords(en_only(lambda v, f, value=value: (_with(v, 2, value), f))), tmp_path)
+        assert score.scores == clean.scores and score.coverage == clean.coverage == 3 / 4
+
+
+class ShortRows(mmbench.Model):
+    """The reported defect: every embed_words answer is one row short (the last word is missing)."""
+
+    name = "test-short-rows"
+    capabilities = frozenset({mmbench.Capability.WORDS})
+
+    def embed_words(self, words, language):
+        return np.ones((len(words) - 1, 4), dtype=np.float32), np.ones(len(words) - 1, dtype=bool)
+
+
+def test_short_rows_on_rg65_are_an_error_line_not_a_record(shared_data: Path, tmp_path: Path) -> None:
+    module = types.ModuleType("short_rows_test_models")
+    module.register_models = mmbench.hookimpl(lambda register: register(ShortRows))
+    registry = plugins.load_plugins(extra_modules=(module,))[1]
+    cards = select_cards(registry, ["rg65-xling"], [])
+    outcomes = run(registry, [resolve_model(registry, "test-short-rows")], cards,
+                   RunOptions(results_dir=tmp_path / "results", data_dir=shared_data))
+    assert outcomes and {o.status for o in outcomes} == {"error"}
+    en_de = next(o for o in outcomes if o.subset == "en-de")
+    assert en_de.message == "model 'test-short-rows' embed_words(en) returned 47 rows for 48 words"
+    assert not list((tmp_path / "results").rglob("*.json"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -62,18 +62,56 @@ def check_params(params: dict[str, Any], allowed: dict[str, tuple], where: str =
     return problems
 
 
-def model_embeddings(array: Any, rows: int, what: str, model: Model, device: str) -> Any:
-    """A model's output checked as ``(rows, d)`` finite numbers (a tensor on ``device`` for CUDA).
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))  # what the metrics take
 
-    Wrong shapes, non-numbers and NaN/inf are one clear error naming the model, never a record.
+
+def model_embeddings(
+    array: Any,
+    rows: int,
+    what: str,
+    model: Model,
+    device: str = "cpu",
+    *,
+    call: str,
+    width: int | None = None,
+    columns: str = "",
+    finite_rows: np.ndarray | None = None,
+) -> Any:
+    """A model's output checked as a ``(rows, d)`` floating-point matrix (a tensor on ``device`` for CUDA).
+
+    Every kind passes every model output through here before scoring. Checked, in this order: one
+    rectangular numeric array (not ragged), two dimensions, exactly ``rows`` rows, ``d >= 1`` columns
+    (exactly ``width`` when given, e.g. one score per target word), a float16/32/64 dtype (int, bool,
+    object, str are refused) and no NaN, +inf or -inf. ``finite_rows`` (a boolean mask, e.g. ``embed_words``'
+    ``found``) limits the finiteness check to the rows the kind reads. A failure is one
+    :class:`MMBenchError` line naming the model, the method (``call``, e.g. ``"embed_words(de)"``) and
+    what was wrong, e.g. ``model 'x' embed_words(de) returned 64 rows for 65 words``.
     """
-    values = np.asarray(array)
-    if values.dtype.kind not in "fiu":
-        raise MMBenchError(f"model {model.name!r} returned {values.dtype} values for {what}, not numbers")
-    if values.ndim != 2 or values.shape[0] != rows:
-        raise MMBenchError(f"model {model.name!r} returned shape {values.shape} for {rows} {what}, not ({rows}, d)")
-    if not np.isfinite(values).all():
-        raise MMBenchError(f"model {model.name!r} returned NaN or infinite values for {what}")
+    said = f"model {model.name!r} {call} returned"
+    try:
+        values = np.asarray(array)
+    except ValueError:  # numpy: "inhomogeneous shape"
+        raise MMBenchError(f"{said} a ragged array for {rows} {what} (rows of different lengths)") from None
+    except TypeError:  # e.g. a CUDA tensor
+        raise MMBenchError(f"{said} a {type(array).__name__} for {rows} {what}, not an array of numbers") from None
+    if values.ndim != 2:
+        raise MMBenchError(f"{said} an array of shape {values.shape} for {rows} {what}, not ({rows}, d)")
+    if values.shape[0] != rows:
+        raise MMBenchError(f"{said} {values.shape[0]} rows for {rows} {what}")
+    if width is not None and values.shape[1] != width:
+        raise MMBenchError(f"{said} {values.shape[1]} columns for {width} {columns}".rstrip())
+    if width is None and values.shape[1] == 0 and rows:
+        raise MMBenchError(f"{said} 0-wide vectors for {rows} {what}")
+    if values.dtype not in FLOAT_DTYPES:
+        raise MMBenchError(f"{said} {values.dtype} values for {what}, not floating-point numbers")
+    checked = values if finite_rows is None else values[finite_rows]
+    if not np.isfinite(checked).all():
+        kinds = {"NaN": np.isnan(checked), "+inf": np.isposinf(checked), "-inf": np.isneginf(checked)}
+        bad = np.zeros(len(checked), dtype=bool)
+        for mask in kinds.values():
+            bad |= mask.any(axis=1)
+        which = " and ".join(name for name, mask in kinds.items() if mask.any())
+        raise MMBenchError(f"{said} {which} for {int(bad.sum())} of {rows} {what}")
     if not values.flags.writeable:  # e.g. a zero-copy view of the features; torch wants writable memory
         values = values.copy()
     if device.startswith("cuda"):
@@ -81,3 +119,42 @@ def model_embeddings(array: Any, rows: int, what: str, model: Model, device: str
 
         return torch.as_tensor(values, device=device)
     return values
+
+
+def model_word_vectors(model: Model, words: Sequence[str], language: str) -> tuple[np.ndarray, np.ndarray]:
+    """``model.embed_words(words, language)`` checked: ``(vectors, found)`` as ``model_embeddings`` plus the mask.
+
+    ``found`` must be a bool array of one flag per word. Only found rows must be finite: rows of words
+    not found are never read (the contract asks for zeros there, but a NaN or inf in them is not an
+    error). The vectors' own problems are reported before the mask's. ``words`` is never empty here.
+    """
+    call = f"embed_words({language})"
+    said = f"model {model.name!r} {call} returned"
+    returned = model.embed_words(words, language)
+    if not (isinstance(returned, (tuple, list)) and len(returned) == 2):
+        raise MMBenchError(f"{said} {type(returned).__name__}, not a (vectors, found) pair")
+    vectors, found = returned
+    try:
+        found = np.asarray(found)
+    except (TypeError, ValueError):
+        found = np.asarray(None)
+    n = len(words)
+    if found.shape != (n,) or found.dtype != np.bool_:
+        model_embeddings(vectors, n, "words", model, call=call, finite_rows=np.zeros(n, dtype=bool))  # vectors first
+        if found.shape != (n,):
+            raise MMBenchError(f"{said} a found mask of shape {found.shape} for {n} words, not ({n},)")
+        raise MMBenchError(f"{said} a found mask of {found.dtype} values, not bool")
+    vectors = model_embeddings(vectors, n, "words", model, call=call, finite_rows=found)
+    return vectors, found
+
+
+def check_widths(model: Model, outputs: Sequence[tuple[str, Any]]) -> None:
+    """Outputs compared with each other (images and names, two languages) share one width.
+
+    ``outputs``: ``(label, matrix)`` pairs, the label naming the method, e.g. ``"names from embed_texts(en)"``.
+    """
+    (first, matrix), *others = outputs
+    for label, other in others:
+        if other.shape[1] != matrix.shape[1]:
+            raise MMBenchError(f"model {model.name!r} returned {matrix.shape[1]}-d {first} "
+                               f"but {other.shape[1]}-d {label}")

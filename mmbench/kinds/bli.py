@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from ..cards import Subset, TaskCard
-from ..errors import DataError
+from ..errors import DataError, MMBenchError
 from ..hookspecs import hookimpl
 from ..models import Capability, Incompatible, Model
-from . import EvalContext, Score, TaskKind, check_params
+from . import EvalContext, Score, TaskKind, check_params, check_widths, model_word_vectors
 from .word_similarity import lookup_variants
 
 PARAMS: dict[str, tuple] = {
@@ -45,18 +45,24 @@ def model_vocabulary(model: Model, language: str, max_vocab: int | None) -> tupl
     Words that ``embed_words`` does not find are dropped. Raises ``Incompatible`` when the model has no
     vocabulary for the language, so the pair is recorded as skipped rather than scored as zero.
     """
-    words = list(dict.fromkeys(model.vocabulary(language)))
+    returned = model.vocabulary(language)
+    said = f"model {model.name!r} vocabulary({language}) returned"
+    try:
+        vocabulary = None if isinstance(returned, (str, bytes)) else list(returned)
+    except TypeError:
+        vocabulary = None
+    if vocabulary is None:
+        raise MMBenchError(f"{said} {type(returned).__name__}, not a list of words")
+    stray = [w for w in vocabulary if not isinstance(w, str)][:1]
+    if stray:
+        raise MMBenchError(f"{said} a {type(stray[0]).__name__} ({stray[0]!r}) among its words, not only str")
+    words = list(dict.fromkeys(vocabulary))
     if max_vocab is not None:
         words = words[:max_vocab]
     if not words:
         raise Incompatible(f"model has no vocabulary for language {language!r}")
-    vectors, found = model.embed_words(words, language)
-    vectors = np.asarray(vectors, dtype=np.float32)
-    found = np.asarray(found, dtype=bool)
-    if vectors.shape[0] != len(words) or found.shape != (len(words),):
-        raise DataError(
-            f"model returned {vectors.shape[0]} vectors / {found.shape[0]} flags for {len(words)} {language} words"
-        )
+    vectors, found = model_word_vectors(model, words, language)  # one row per vocabulary word, found rows finite
+    vectors = vectors.astype(np.float32, copy=False)
     if not found.all():
         words = [w for w, ok in zip(words, found) if ok]
         vectors = vectors[found]
@@ -121,9 +127,8 @@ class BilingualLexiconInduction(TaskKind):
         # Vocabularies first: a model without one of the languages is skipped before any data is read.
         source_words, source_vectors = model_vocabulary(model, src, params["max_vocab"])
         target_words, target_vectors = model_vocabulary(model, tgt, params["max_vocab"])
-        if source_vectors.shape[1] != target_vectors.shape[1]:
-            dims = f"{source_vectors.shape[1]}-d {src} but {target_vectors.shape[1]}-d {tgt}"
-            raise DataError(f"model gives {dims} vectors")
+        check_widths(model, [(f"vectors from embed_words({src})", source_vectors),
+                             (f"vectors from embed_words({tgt})", target_vectors)])
 
         sources: list[str] = []
         targets: list[str] = []

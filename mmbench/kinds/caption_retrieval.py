@@ -23,10 +23,10 @@ from typing import Any
 
 from ..cards import Subset, TaskCard
 from ..data import EMOJI_SPLITS
-from ..errors import DataError, MMBenchError
+from ..errors import DataError
 from ..hookspecs import hookimpl
 from ..models import Capability, Model
-from . import EvalContext, Score, TaskKind, check_params, model_embeddings
+from . import EvalContext, Score, TaskKind, check_params, check_widths, model_embeddings
 from .retrieval_sources import emoji_names
 
 CAPTION_PARAMS: dict[str, tuple] = {
@@ -153,10 +153,11 @@ class CaptionRetrieval(TaskKind):
         n = len(pairs.texts_a)
         if n == 0:
             raise DataError(f"task {card.name!r} subset {subset.name!r}: no {a}-{b} pairs in split {subset.split!r}")
-        emb_a = model_embeddings(model.embed_texts(pairs.texts_a, a), n, f"{a} texts", model, ctx.device)
-        emb_b = model_embeddings(model.embed_texts(pairs.texts_b, b), n, f"{b} texts", model, ctx.device)
-        if emb_a.shape[1] != emb_b.shape[1]:
-            raise MMBenchError(f"model {model.name!r} gives {emb_a.shape[1]}-d {a} but {emb_b.shape[1]}-d {b} texts")
+        emb_a = model_embeddings(model.embed_texts(pairs.texts_a, a), n, "texts", model, ctx.device,
+                                 call=f"embed_texts({a})")
+        emb_b = model_embeddings(model.embed_texts(pairs.texts_b, b), n, "texts", model, ctx.device,
+                                 call=f"embed_texts({b})")
+        check_widths(model, [(f"texts from embed_texts({a})", emb_a), (f"texts from embed_texts({b})", emb_b)])
         raw = retrieval_scores(emb_a, emb_b, captions_per_image=1, ties=params["ties"],
                                similarity=params["similarity"])
         scores = {}

@@ -20,10 +20,10 @@ from typing import Any
 
 from ..cards import Subset, TaskCard
 from ..data import EMOJI_SPLITS
-from ..errors import DataError, MMBenchError
+from ..errors import DataError
 from ..hookspecs import hookimpl
 from ..models import Capability, Model
-from . import EvalContext, Score, TaskKind, check_params, model_embeddings
+from . import EvalContext, Score, TaskKind, check_params, check_widths, model_embeddings
 from .retrieval import EMOJI_FEATURE_SOURCE, emoji_pairs
 
 PARAMS: dict[str, tuple] = {
@@ -94,11 +94,12 @@ class ImageWordMatching(TaskKind):
         if len(names) - max(map(len, word_gold)) < n_negatives:
             raise DataError(f"{where}: too few images for {n_negatives} negatives per name")
 
-        images = model_embeddings(model.embed_images(features, source=EMOJI_FEATURE_SOURCE),
-                                  len(names), "images", model, ctx.device)
-        words = model_embeddings(model.embed_texts(distinct, language), len(distinct), "names", model, ctx.device)
-        if images.shape[1] != words.shape[1]:
-            raise MMBenchError(f"model {model.name!r} gives {images.shape[1]}-d images but {words.shape[1]}-d names")
+        images = model_embeddings(model.embed_images(features, source=EMOJI_FEATURE_SOURCE), len(names), "images",
+                                  model, ctx.device, call=f"embed_images({EMOJI_FEATURE_SOURCE})")
+        words = model_embeddings(model.embed_texts(distinct, language), len(distinct), "names", model, ctx.device,
+                                 call=f"embed_texts({language})")
+        check_widths(model, [(f"images from embed_images({EMOJI_FEATURE_SOURCE})", images),
+                             (f"names from embed_texts({language})", words)])
         kwargs = {"n_negatives": n_negatives, "seed": params["seed"], "ties": params["ties"]}
         by_direction = {
             "i2w": matching_scores(images, words, image_gold, **kwargs),

@@ -16,7 +16,7 @@ from ..cards import Subset, TaskCard
 from ..errors import MMBenchError
 from ..hookspecs import hookimpl
 from ..models import Capability, Model
-from . import EvalContext, Score, TaskKind, check_params, model_embeddings
+from . import EvalContext, Score, TaskKind, check_params, check_widths, model_embeddings
 from .retrieval_sources import (
     COMMON_PARAMS,
     EMOJI_FEATURE_SOURCE,
@@ -76,10 +76,12 @@ class Retrieval(TaskKind):
         params = merged_params(card, subset)
         data = load_retrieval_data(card, subset, ctx.data_dir)
         n_captions = len(data.captions)
-        image_emb = model_embeddings(model.embed_images(data.features, source=data.feature_source),
-                                   data.n_images, "images", model, ctx.device)
-        caption_emb = model_embeddings(model.embed_texts(data.captions, data.language),
-                                     n_captions, "captions", model, ctx.device)
+        image_emb = model_embeddings(model.embed_images(data.features, source=data.feature_source), data.n_images,
+                                     "images", model, ctx.device, call=f"embed_images({data.feature_source})")
+        caption_emb = model_embeddings(model.embed_texts(data.captions, data.language), n_captions, "captions",
+                                       model, ctx.device, call=f"embed_texts({data.language})")
+        check_widths(model, [(f"images from embed_images({data.feature_source})", image_emb),
+                             (f"captions from embed_texts({data.language})", caption_emb)])
         scores = score_retrieval(image_emb, caption_emb, data, ties=params["ties"], similarity=params["similarity"])
         details = {
             "source": params["source"],

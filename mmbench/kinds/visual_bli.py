@@ -17,7 +17,8 @@ with the packaged ``emoji`` data in place of web image search (:mod:`mmbench.dat
   with images; the gold set is all of those translations, whatever their part of speech (a word
   listed as noun and verb is one query; it counts in both POS groups). Coverage = queries / unique
   source words of the list; per-POS coverage divides by the unique source words listed with that POS.
-* The model scores all (query, candidate) pairs with ``score_image_sets``; P@1, P@10 (percent) and MRR
+* The model scores all (query, candidate) pairs with ``score_image_sets``: an ``(S, T)`` matrix of finite
+  floats (checked by :func:`mmbench.kinds.model_embeddings`; NaN and +-inf are errors); P@1, P@10 (percent) and MRR
   with pessimistic ties (a wrong candidate tied with the gold ranks first), overall and per part of
   speech (``p1_N``, ``mrr_V``, ...; a POS without queries has no score).
 * ``details`` also holds the mean image dispersion (Kiela et al. 2014) of the queries' source sets per
@@ -42,7 +43,7 @@ from ..data import EMOJI_SPLITS
 from ..errors import DataError
 from ..hookspecs import hookimpl
 from ..models import Capability, Model
-from . import EvalContext, Score, TaskKind, check_params
+from . import EvalContext, Score, TaskKind, check_params, model_embeddings
 
 STYLES = ("noto", "emojione", "symbola")
 PARAMS: dict[str, tuple] = {
@@ -145,17 +146,9 @@ class VisualBilingualLexiconInduction(TaskKind):
             raise DataError(f"task {card.name!r} subset {subset.name!r}: no source word has images and a "
                             "translation with images")
         returned = model.score_image_sets(data.source_sets, data.target_sets, source=EMOJI_FEATURE_SOURCE)
-        try:
-            scores = np.asarray(returned, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"model {model.name!r} returned scores that are not a numeric matrix ({exc})") from None
-        expected = (len(data.source_sets), len(data.target_sets))
-        if scores.shape != expected:
-            raise DataError(f"model {model.name!r} returned scores of shape {scores.shape} for "
-                            f"{expected[0]} source x {expected[1]} target words (expected {expected})")
-        if np.isnan(scores).any():
-            raise DataError(f"model {model.name!r} returned NaN scores for {int(np.isnan(scores).sum())} of "
-                            f"{scores.size} word pairs")
+        # (S, T) finite floats: NaN and +-inf would rank as best or worst candidates, not as errors.
+        scores = model_embeddings(returned, len(data.source_sets), "source words", model, call="score_image_sets",
+                                  width=len(data.target_sets), columns="target words").astype(np.float64)
 
         def rank(rows: list[int]) -> dict[str, float]:
             try:

@@ -10,7 +10,7 @@ from ..cards import Subset, TaskCard
 from ..errors import DataError
 from ..hookspecs import hookimpl
 from ..models import Capability, Model
-from . import EvalContext, Score, TaskKind, check_params
+from . import EvalContext, Score, TaskKind, check_params, check_widths, model_word_vectors
 
 PARAMS = {"oov": ("drop", "mean", "zero"), "case": ("exact", "lower", "fallback")}
 
@@ -26,8 +26,13 @@ def lookup_variants(word: str, case: str) -> list[str]:
 
 
 def embed_vocabulary(model: Model, words_by_language: dict[str, set[str]], case: str):
-    """Embed each distinct (language, word) once; return lookup dict (lang, word) -> vector or None."""
+    """Embed each distinct (language, word) once; return lookup dict (lang, word) -> vector or None.
+
+    Every ``embed_words`` answer is checked (:func:`model_word_vectors`: rows, width, float dtype, a
+    boolean ``found`` per word, finite found rows) and all answers must share one width.
+    """
     table: dict[tuple[str, str], np.ndarray | None] = {}
+    first: tuple[str, np.ndarray] | None = None
     for language, words in words_by_language.items():
         ordered = sorted(words)
         pending = {w: lookup_variants(w, case) for w in ordered}
@@ -35,7 +40,9 @@ def embed_vocabulary(model: Model, words_by_language: dict[str, set[str]], case:
             queries = [(w, v[attempt]) for w, v in pending.items() if attempt < len(v)]
             if not queries:
                 break
-            vectors, found = model.embed_words([q for _, q in queries], language)
+            vectors, found = model_word_vectors(model, [q for _, q in queries], language)
+            first = first or (f"vectors from embed_words({language})", vectors)
+            check_widths(model, [first, (f"vectors from embed_words({language})", vectors)])
             for (word, _), vec, ok in zip(queries, vectors, found):
                 if ok:
                     table[(language, word)] = np.asarray(vec, dtype=np.float32)

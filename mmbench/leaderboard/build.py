@@ -27,7 +27,7 @@ from .records import (
     rank_key,
     read_json,
 )
-from .render import csv_text, index_page, score_label, task_page
+from .render import csv_text, index_page, public_record, score_label, task_page
 
 INDEX_NAME = "README.md"
 JSON_NAME = "leaderboard.json"
@@ -107,10 +107,13 @@ def _task_summaries(by_task: dict[str, list[dict]], warnings: list[str]) -> list
 
 
 def build_leaderboards(results_dir: Path, output_dir: Path) -> LeaderboardReport:
-    """Write ``README.md``, one ``<task>.md`` and ``<task>.csv`` per task, and ``leaderboard.json``."""
+    """Write ``README.md``, one ``<task>.md`` and ``<task>.csv`` per task, and ``leaderboard.json``.
+
+    Records are read as they are; what is published shows no local path (``public_record``).
+    """
     output_dir = Path(output_dir)
     records, warnings = load_records(results_dir, exclude=output_dir)
-    rows = aggregate(records, warnings)
+    rows = aggregate([public_record(record) for record in records], warnings)
     assign_ranks(rows)
     by_task = group_by(rows, lambda r: r["task"])
     tasks = _task_summaries(by_task, warnings)

@@ -1,7 +1,10 @@
 """Text of the leaderboard files: Markdown pages and CSV. Pure functions of aggregated rows.
 
-Markdown never shows ``model_argument``: it is often a user's local path, and the config hash
-already tells models apart. The CSV keeps it for reference.
+Published files never show a local path: ``public_record`` reduces a model argument that is a path
+(``vectors:/home/alice/x.vec``) to its base name before rows are built, as the runner already does for
+the model's display name. Markdown does not show ``model_argument`` at all (the config hash already
+tells models apart); CSV and JSON keep the base name for reference. CSV text cells that a spreadsheet
+would run as a formula are neutralised (``csv_safe``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,52 @@ CSV_FIELDS = ("task", "task_kind", "subset", "split", "protocol", "rank", "model
 _MD_SPECIAL = re.compile(r"[\\|*_`\[\]<>~&$]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _SAFE_CODE = re.compile(r"[0-9A-Za-z._-]+")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # OWASP "CSV injection": what a spreadsheet evaluates
+_NUMBER = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+_PATH_SEPARATORS = re.compile(r"[/\\]+")
+_LOCAL_PATH = re.compile(r"[/\\~]|[A-Za-z]:[/\\]|file:|\.\.?[/\\]", re.IGNORECASE)
+
+
+# --- what may be published -------------------------------------------------------------------------------
+
+
+def public_argument(argument: str | None) -> str | None:
+    r"""A model argument as leaderboards show it: a local path becomes its base name (as in the runner's
+    ``vectors:FILE_NAME`` display name); other arguments (``fasttext-en``, ``org/model``) are kept.
+
+    A local path is absolute (``/``, ``~``, ``C:\``, ``\\server``, ``file:``) or starts with ``./`` or
+    ``../``; a relative path such as ``emb/x.vec`` names no home or mount and is kept as given.
+
+    >>> public_argument("/home/alice/secret/wiki.en.vec"), public_argument(r"C:\emb\x.vec")
+    ('wiki.en.vec', 'x.vec')
+    >>> public_argument("~/emb/"), public_argument("../x.vec"), public_argument("emb/x.vec")
+    ('emb', 'x.vec', 'emb/x.vec')
+    """
+    if argument is None or not _LOCAL_PATH.match(argument):
+        return argument
+    parts = [part for part in _PATH_SEPARATORS.split(argument) if part]
+    return parts[-1] if parts and parts[-1] not in ("~", ".", "..") else ""
+
+
+def public_model(model: str) -> str:
+    """``vectors:/x/y.vec`` -> ``vectors:y.vec`` (records written by hand or by old versions)."""
+    name, sep, argument = model.partition(":")
+    return f"{name}:{public_argument(argument)}" if sep and _SAFE_CODE.fullmatch(name) else model
+
+
+def public_record(record: dict) -> dict:
+    """A copy of ``record`` whose model name and argument carry no local path."""
+    return {**record, "model": public_model(record["model"]),
+            "model_argument": public_argument(record.get("model_argument"))}
+
+
+def csv_safe(text: str) -> str:
+    """Prefix ``'`` to a text cell a spreadsheet would run as a formula (OWASP); plain numbers stay.
+
+    >>> csv_safe("=1+1"), csv_safe("@SUM(A1)"), csv_safe("-1+2"), csv_safe("-0.25"), csv_safe("en-de")
+    ("'=1+1", "'@SUM(A1)", "'-1+2", '-0.25', 'en-de')
+    """
+    return "'" + text if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text) else text
 
 
 # --- formatting --------------------------------------------------------------------------------------------
@@ -155,13 +204,18 @@ def index_page(tasks: list[dict], n_records: int) -> str:
 
 
 def _csv_cell(value: Any) -> str:
+    """Numbers as numbers (``repr``: floats parse back exactly); text and lists through ``csv_safe``."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
     if isinstance(value, list):
-        return " ".join(str(v) for v in value)
-    return repr(value) if isinstance(value, float) else str(value)  # repr: floats parse back exactly
+        return csv_safe(" ".join(str(v) for v in value))
+    return csv_safe(str(value))
 
 
 def csv_text(rows: list[dict]) -> str:
@@ -169,7 +223,7 @@ def csv_text(rows: list[dict]) -> str:
     score_names = sorted({name for r in rows for name in r["scores"]}, key=natural_key)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*CSV_FIELDS, *(f"score.{name}" for name in score_names)])
+    writer.writerow([*CSV_FIELDS, *(csv_safe(f"score.{name}") for name in score_names)])
     for row in rows:
         writer.writerow([_csv_cell(row[name]) for name in CSV_FIELDS]
                         + [_csv_cell(row["scores"].get(name)) for name in score_names])

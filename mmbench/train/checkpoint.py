@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import torch
@@ -194,6 +194,32 @@ def prune(directory: Path, keep: int) -> None:
 
 # -- reading ------------------------------------------------------------------------------------------
 
+def _tensors_path(path: Path, name: Any, state_path: Path) -> Path:
+    """The tensors file ``state.json`` names, refused unless it is a plain file name in ``path``.
+
+    A crafted state must not make loading read a file elsewhere: an absolute name, a path separator,
+    ``.``/``..`` and a symlink (or anything else) that resolves outside ``path`` are all refused.
+    """
+    def refuse(why: str) -> CheckpointError:
+        return CheckpointError(f"{state_path}: tensors_file {name!r} {why}; expected a file name inside {path}")
+
+    if not isinstance(name, str) or name in ("", ".", "..") or "\0" in name:
+        raise refuse("is not a file name")
+    if PurePosixPath(name).is_absolute() or PureWindowsPath(name).anchor:
+        raise refuse("is an absolute path")
+    if "/" in name or "\\" in name:
+        raise refuse("contains a path separator")
+    candidate = path / name
+    try:
+        base = path.resolve(strict=True)
+        inside = candidate.resolve().parent == base
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        raise refuse("cannot be resolved") from None
+    if not inside:
+        raise refuse("resolves outside the checkpoint directory")
+    return candidate
+
+
 def load_checkpoint(path: Path) -> Checkpoint:
     """Read and verify one checkpoint directory (never unpickles anything)."""
     state_path = path / STATE_FILE
@@ -207,11 +233,13 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise CheckpointError(f"{state_path}: not an mmbench training checkpoint")
     if state.get("version") != VERSION:
         raise CheckpointError(f"{state_path}: checkpoint version {state.get('version')!r}, expected {VERSION}")
-    tensors_path = path / str(state.get("tensors_file", TENSORS_FILE))
+    tensors_path = _tensors_path(path, state.get("tensors_file", TENSORS_FILE), state_path)
     try:
         payload = tensors_path.read_bytes()
     except FileNotFoundError:
         raise CheckpointError(f"{tensors_path}: checkpoint tensors file is missing") from None
+    except OSError as exc:
+        raise CheckpointError(f"{tensors_path}: cannot read checkpoint tensors ({exc.strerror or exc})") from None
     if hashlib.sha256(payload).hexdigest() != state.get("tensors_sha256"):
         raise CheckpointError(f"{tensors_path}: SHA-256 does not match {state_path} (corrupt or modified)")
     try:

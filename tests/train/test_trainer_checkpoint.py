@@ -148,3 +148,75 @@ def test_trainer_checkpoint_tied_weights_round_trip(tmp_path):
     Trainer(reference, Objective("fit", loss), (view_a, view_b),
             TrainConfig(max_steps=9, batch_size=40, progress=False)).fit()
     assert_bitwise_equal(weights(resumed), weights(reference))
+
+
+# -- state.json must not point the loader at a file outside the checkpoint directory ----------------------
+
+
+def _point_tensors_file(run: Path, name) -> Path:
+    """Set ``tensors_file`` in the latest checkpoint's state; return the checkpoint directory."""
+    directory = run / "checkpoints" / "step-00000008"
+    state = json.loads((directory / "state.json").read_text())
+    state["tensors_file"] = name
+    (directory / "state.json").write_text(json.dumps(state))
+    return directory
+
+
+def _outside_copy(run: Path, target: Path) -> Path:
+    """A byte-identical (so hash-matching) copy of the tensors outside the checkpoint directory."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes((run / "checkpoints" / "step-00000008" / "tensors.safetensors").read_bytes())
+    return target
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [("../x.safetensors", "contains a path separator"), ("../../x.safetensors", "contains a path separator"),
+     ("ABSOLUTE", "is an absolute path"), ("..\\x.safetensors", "contains a path separator"),
+     ("C:x.safetensors", "is an absolute path"), ("sub/tensors.safetensors", "contains a path separator"),
+     ("..", "is not a file name"), ("", "is not a file name"), (7, "is not a file name"),
+     ("tensors.safetensors\x00", "is not a file name")],
+)
+def test_trainer_checkpoint_refuses_tensors_file_outside_its_directory(finished_run, monkeypatch, name, why):
+    # Every target exists and matches the recorded SHA-256: only the path check stands in the way.
+    _outside_copy(finished_run, finished_run / "checkpoints" / "x.safetensors")
+    _outside_copy(finished_run, finished_run / "x.safetensors")
+    _outside_copy(finished_run, finished_run / "checkpoints" / "step-00000008" / "sub" / "tensors.safetensors")
+    if name == "ABSOLUTE":
+        name = str(_outside_copy(finished_run, finished_run / "elsewhere" / "x.safetensors"))
+    _point_tensors_file(finished_run, name)
+    _forbid_unpickling(monkeypatch)
+    with pytest.raises(CheckpointError) as caught:
+        resume_trainer(finished_run, epochs=2).fit(resume=True)
+    message = str(caught.value)
+    assert f"tensors_file {name!r} {why}" in message and "state.json" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_trainer_checkpoint_refuses_a_symlink_escaping_its_directory(finished_run, tmp_path_factory, dangling):
+    outside = tmp_path_factory.mktemp("outside") / "x.safetensors"
+    _outside_copy(finished_run, outside)
+    tensors = finished_run / "checkpoints" / "step-00000008" / "tensors.safetensors"
+    tensors.unlink()
+    if dangling:
+        outside.unlink()
+    tensors.symlink_to(outside)
+    with pytest.raises(CheckpointError, match="'tensors.safetensors' resolves outside the checkpoint directory"):
+        load_named(finished_run / "checkpoints")
+    (finished_run / "checkpoints" / "step-00000008" / "evil.safetensors").symlink_to(tensors)  # a chain
+    _point_tensors_file(finished_run, "evil.safetensors")
+    with pytest.raises(CheckpointError, match="'evil.safetensors' resolves outside the checkpoint directory"):
+        load_named(finished_run / "checkpoints")
+
+
+def test_trainer_checkpoint_accepts_a_symlink_inside_its_directory(finished_run):
+    directory = finished_run / "checkpoints" / "step-00000008"
+    (directory / "tensors.safetensors").rename(directory / "real.safetensors")
+    (directory / "tensors.safetensors").symlink_to("real.safetensors")
+    assert load_named(finished_run / "checkpoints").state["step"] == 8
+    _point_tensors_file(finished_run, "real.safetensors")
+    assert load_named(finished_run / "checkpoints").state["step"] == 8
+    (directory / "real.safetensors").unlink()
+    (directory / "real.safetensors").mkdir()  # not a file: a clean error, not an OSError
+    with pytest.raises(CheckpointError, match="cannot read checkpoint tensors"):
+        load_named(finished_run / "checkpoints")

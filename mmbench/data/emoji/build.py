@@ -1,4 +1,4 @@
-"""Rebuild the packaged ``emoji`` dataset from Debian and PyPI packages, bit for bit.
+"""Rebuild the packaged ``emoji`` dataset from Debian and PyPI packages.
 
 Needs (build only; the installed package reads the finished artifact):
 
@@ -15,7 +15,9 @@ Texts: the name and keywords of each such emoji in every CLDR locale whose OWN f
 draft level contributed or approved) name at least 1000 of them; languages are CLDR locale ids
 (``de``, ``sr_Latn``, ``zh_Hant``; regional variants such as ``pt_PT`` qualify only on their own).
 Output order, compression and model threads are fixed and nothing time-dependent is written, so the
-same inputs and library versions give identical files; ``manifest.json`` records both.
+same inputs and library versions give identical metadata, texts and pixels (bit for bit) and features
+equal to within convolution-kernel rounding, which differs between CPUs (docs/guarantees.md);
+``manifest.json`` records the inputs and versions.
 """
 
 from __future__ import annotations

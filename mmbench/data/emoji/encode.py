@@ -21,7 +21,8 @@ FEATURE_DIM = 1280
 INPUT_MEAN = 127.0
 INPUT_STD = 128.0
 # One image per forward pass and one thread: a row never depends on its batch neighbours or on the
-# machine's core count, so any subset rebuilds bit for bit (batches of <= 4 were no faster on 2 cores).
+# machine's core count, so any subset rebuilds as the whole does (batches of <= 4 were no faster on 2
+# cores). Bit-for-bit only on one CPU model: kernels round differently per instruction set.
 BATCH_SIZE = 1
 NUM_THREADS = 1
 
