@@ -16,7 +16,16 @@ steps, best of interleaved repeats; every variant reads its loss back each step 
   embedding_bag and their backward kernels), and in each trainer phase (``mmbench.train.*`` ranges:
   data, forward, backward, clip, optimizer); ``unattributed`` is the trainer's bookkeeping between them.
 
-usage: python benchmarks/bench_trainer.py [--steps 6] [--repeats 3] [--device cpu|cuda|both]
+ImageVec (``--imagevec``, CPU): the real ``ImageVecNet`` at the emoji all-language size (266k words +
+10k buckets, 100-d; image MLP 1280 -> 200 -> 100; batch 1000, ~6 tokens a query, synthetic inputs) and its
+training-only gradient hook, one step as the trainer runs it for ImageVec (forward, backward, fused Adam,
+no clipping), against a bare forward + backward of the same network in the same run:
+- ``imagevec_step``: the step with ``ReusedDenseGrad`` (zeroes only the rows the previous step touched);
+- ``imagevec_step_full_zero``: the same with the whole 106 MB buffer zeroed every step (the earlier hook);
+- ``imagevec_forward_backward``: forward + backward only (no optimizer).
+Weights after the two step variants are checked to be bit-identical (``imagevec_weights_identical``).
+
+usage: python benchmarks/bench_trainer.py [--steps 6] [--repeats 3] [--device cpu|cuda|both] [--imagevec]
 """
 
 from __future__ import annotations
@@ -148,12 +157,73 @@ def bench(device: torch.device, steps: int, repeats: int) -> dict:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}
 
 
+IMAGEVEC_ROWS, IMAGEVEC_TOKENS = 266_000 + 10_000, 6
+
+
+def imagevec_loop(variant: str, steps: int) -> tuple[list[float], dict[str, torch.Tensor]]:
+    """Per-step seconds of ImageVec's training step (variant: step, step_full_zero, forward_backward)."""
+    from mmbench_plugins import imagevec
+
+    class FullZero(imagevec.ReusedDenseGrad):
+        def __call__(self, weight: torch.Tensor) -> None:
+            if weight.grad is not None and weight.grad.is_sparse:
+                grad = weight.grad.coalesce()
+                self.buffer.zero_().index_add_(0, grad.indices()[0], grad.values())
+                weight.grad = self.buffer
+
+    seed_everything(0)
+    net = imagevec.ImageVecNet(IMAGEVEC_ROWS, 100, 200, feature_dim=IMAGE_DIM)
+    net.words.sparse = True
+    hook = FullZero if variant == "step_full_zero" else imagevec.ReusedDenseGrad
+    net.words.weight.register_post_accumulate_grad_hook(hook(net.words.weight))
+    adam = torch.optim.Adam(net.parameters(), lr=0.01, fused=True)
+    generator = torch.Generator().manual_seed(0)
+    seconds = []
+    for _ in range(WARMUP + steps):
+        ranks = torch.rand(BATCH * IMAGEVEC_TOKENS, generator=generator).pow(3) * IMAGEVEC_ROWS
+        batch = {"tokens": ranks.long(), "offsets": torch.arange(0, BATCH * IMAGEVEC_TOKENS, IMAGEVEC_TOKENS),
+                 "images": torch.randn(BATCH, IMAGE_DIM, generator=generator)}
+        started = time.perf_counter()
+        net.zero_grad(set_to_none=True)
+        loss = imagevec.ranking_loss(net, batch, temperature=0.1, symmetric=False)
+        loss.backward()
+        if variant != "forward_backward":
+            adam.step()
+        float(loss.detach())
+        seconds.append(time.perf_counter() - started)
+    return seconds[WARMUP:], net.state_dict()
+
+
+def bench_imagevec(steps: int, repeats: int) -> dict:
+    runs: dict[str, list[float]] = {"step": [], "step_full_zero": [], "forward_backward": []}
+    weights = {}
+    for _ in range(repeats):
+        for variant in runs:
+            seconds, weights[variant] = imagevec_loop(variant, steps)
+            runs[variant].append(statistics.median(seconds))
+    result: dict = {"device": "cpu", "threads": torch.get_num_threads(), "batch": BATCH, "steps": steps,
+                    "rows": IMAGEVEC_ROWS}
+    for name, seconds in runs.items():
+        result[f"imagevec_{name}_ms"] = 1e3 * min(seconds)
+    bare = result["imagevec_forward_backward_ms"]
+    result["imagevec_step_over_forward_backward"] = result["imagevec_step_ms"] / bare
+    result["imagevec_step_full_zero_over_forward_backward"] = result["imagevec_step_full_zero_ms"] / bare
+    result["imagevec_step_over_full_zero"] = result["imagevec_step_ms"] / result["imagevec_step_full_zero_ms"]
+    result["imagevec_weights_identical"] = all(
+        torch.equal(weights["step"][k], weights["step_full_zero"][k]) for k in weights["step"])
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6, help="timed steps per run")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each variant")
     parser.add_argument("--device", choices=["cpu", "cuda", "both"], default="both")
+    parser.add_argument("--imagevec", action="store_true", help="only the ImageVec step benchmark (CPU)")
     args = parser.parse_args()
+    if args.imagevec:
+        print(json.dumps(bench_imagevec(args.steps, args.repeats)))
+        return
     devices = [torch.device("cpu")] if args.device in ("cpu", "both") else []
     if args.device in ("cuda", "both") and torch.cuda.is_available():
         devices.append(torch.device("cuda"))

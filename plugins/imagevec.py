@@ -43,22 +43,19 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 import mmbench
 from mmbench.errors import ConfigError, DataError, MMBenchError
-from mmbench.train import Objective, TrainConfig, Trainer, encode, seed_everything
-from mmbench.train.checkpoint import load_checkpoint, load_model_weights, load_named, write_json_atomic
-from mmbench.train.distributed import env_world_size, gather_with_offset, is_main_process
-from mmbench.train.errors import CheckpointError
-from mmbench.train.losses import in_batch_softmax
-from mmbench.train.tracking import TrackedMetric, alignment_ratio_metric
 from mmbench.text import tokenize
-from mmbench_plugins.imagevec_data import SEEN_DATA, SOURCES, TrainingPairs, alignment_lexicon, build_pairs
+from mmbench.train.config import TrainConfig
+from mmbench.train.errors import CheckpointError
+from mmbench_plugins.imagevec_data import SEEN_DATA, SOURCES, TrainingPairs, build_pairs
+
+if TYPE_CHECKING:
+    from mmbench_plugins.imagevec_net import ImageVecNet
 
 STATE_FORMAT = "mmbench-imagevec"
 STATE_VERSION = 1
@@ -154,123 +151,19 @@ class Vocabulary:
         return cls(payload["keys"], payload["words"], tagged=payload["tagged"], buckets=payload["buckets"])
 
 
-class ImageVecNet(torch.nn.Module):
-    """Bag-of-words query encoder and image encoder (MLP over features, or a free vector per image)."""
-
-    def __init__(self, n_rows: int, dim: int, hidden: int, *, feature_dim: int = 0, n_free_images: int = 0,
-                 init_std: float = 0.1, reuse_word_grad: bool = False):
-        super().__init__()
-        self.words = torch.nn.EmbeddingBag(n_rows, dim, mode="mean", sparse=reuse_word_grad)
-        # Small starting vectors let Adam's fixed-size steps move them far (N(0, 1): val rsum 145 vs 168).
-        torch.nn.init.normal_(self.words.weight, std=init_std)
-        if reuse_word_grad:
-            self.words.weight.register_post_accumulate_grad_hook(ReusedDenseGrad(self.words.weight))
-        if n_free_images:
-            self.images: torch.nn.Module = torch.nn.Embedding(n_free_images, dim)
-        else:
-            self.images = torch.nn.Sequential(torch.nn.Linear(feature_dim, hidden), torch.nn.ReLU(),
-                                              torch.nn.Linear(hidden, dim), torch.nn.ReLU())
-
-    def encode_queries(self, tokens: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-        return self.words(tokens, offsets)
-
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        return self.images(images)
+# The network, its loss and batching live in imagevec_net (they need torch); they are imported when a
+# model trains or embeds, so registering these models (``mmbench --help``, ``mmbench list``) does not
+# import torch. ``imagevec.ImageVecNet`` etc. still work (module ``__getattr__`` below).
+_NET_NAMES = ("ImageVecNet", "ReusedDenseGrad", "alignment_tracker", "ranking_loss", "weighted_in_batch_softmax",
+              "bags", "PairCollate")
 
 
-class ReusedDenseGrad:
-    """Post-accumulate hook: scatters a sparse embedding gradient into one dense tensor kept across steps.
+def __getattr__(name: str) -> Any:
+    if name in _NET_NAMES:
+        from mmbench_plugins import imagevec_net
 
-    Why: a dense ``EmbeddingBag`` gradient is a fresh (rows x dim) tensor every step, and on CPU glibc maps
-    allocations over 32 MB as new pages each time; faulting in 100 MB took over half of each step on the
-    266k-row emoji vocabulary (75 -> 42 ms a step with this hook). The optimizer still sees a dense gradient,
-    so Adam, clipping and checkpoints are unchanged. Single-process CPU only (sparse gradients are not
-    all-reduced by NCCL, and the CUDA caching allocator has no such cost).
-    """
-
-    def __init__(self, weight: torch.Tensor):
-        self.buffer = torch.zeros_like(weight.detach())
-
-    def __call__(self, weight: torch.Tensor) -> None:
-        grad = weight.grad
-        if grad is None or not grad.is_sparse:  # already dense: accumulated into the buffer itself
-            return
-        grad = grad.coalesce()
-        self.buffer.zero_().index_add_(0, grad.indices()[0], grad.values())
-        weight.grad = self.buffer
-
-
-def alignment_tracker(vocabulary: Vocabulary, pair: str, *, every: int, data_dir: Path) -> TrackedMetric:
-    """``alignment_ratio/<src>-<tgt>``: CSLS top-1 of lexicon source words over the whole target vocabulary."""
-    source, target = pair.split("-")
-    missing = [lang for lang in (source, target) if lang not in vocabulary.words]
-    if missing:
-        raise ConfigError(f"imagevec: track_alignment {pair!r}: not training on {', '.join(missing)} "
-                          f"(training languages: {', '.join(vocabulary.words)})")
-    lexicon, note = alignment_lexicon(source, target, vocabulary.words, data_dir=data_dir, tokenize=tokenize)
-    source_words, target_words = vocabulary.words[source], vocabulary.words[target]
-    source_index = {word: i for i, word in enumerate(source_words)}
-    target_index = {word: i for i, word in enumerate(target_words)}
-    queries = {source_index[word]: [target_index[t] for t in golds] for word, golds in lexicon.items()}
-    rows = {lang: torch.tensor([vocabulary.index[vocabulary.key(lang, w)] for w in vocabulary.words[lang]])
-            for lang in (source, target)}
-
-    def vectors(language: str):
-        return lambda net: net.words.weight[rows[language].to(net.words.weight.device)]
-
-    return TrackedMetric(f"alignment_ratio/{pair}", alignment_ratio_metric(vectors(source), vectors(target), queries),
-                         every=every, note=note)
-
-
-def ranking_loss(net: ImageVecNet, batch: dict[str, torch.Tensor], *, temperature: float,
-                 symmetric: bool) -> torch.Tensor:
-    """-log softmax of each query's cosine with its image among all images of the (global) batch."""
-    queries = net.encode_queries(batch["tokens"], batch["offsets"])
-    images = net.encode_images(batch["images"])
-    if "weight" not in batch:
-        return in_batch_softmax(queries, images, temperature=temperature, symmetric=symmetric)
-    return weighted_in_batch_softmax(queries, images, batch["weight"], temperature=temperature,
-                                     symmetric=symmetric)
-
-
-def weighted_in_batch_softmax(queries: torch.Tensor, items: torch.Tensor, weight: torch.Tensor, *,
-                              temperature: float, symmetric: bool) -> torch.Tensor:
-    """``in_batch_softmax`` (cosine) with each pair's loss multiplied by its weight; mean over rows."""
-    queries, items = F.normalize(queries, dim=-1), F.normalize(items, dim=-1)
-    all_items, start = gather_with_offset(items)
-    targets = torch.arange(start, start + queries.shape[0], device=queries.device)
-    losses = F.cross_entropy(queries @ all_items.T / temperature, targets, reduction="none")
-    if symmetric:
-        all_queries, _ = gather_with_offset(queries)
-        losses = 0.5 * (losses + F.cross_entropy(items @ all_queries.T / temperature, targets, reduction="none"))
-    return (losses * weight).mean()
-
-
-def bags(rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row lists -> (flat rows, offsets) as ``EmbeddingBag`` takes them; an empty bag embeds as zeros."""
-    lengths = torch.tensor([len(r) for r in rows], dtype=torch.int64)
-    flat = torch.tensor([row for bag in rows for row in bag], dtype=torch.int64)
-    return flat, torch.cumsum(lengths, 0) - lengths
-
-
-class PairCollate:
-    """Turns a batch of (query, image[, weight]) indices into token bags and image inputs."""
-
-    def __init__(self, query_rows: list[list[int]], images: torch.Tensor | None, weighted: bool):
-        self.flat, self.starts = bags(query_rows)
-        self.lengths = torch.tensor([len(r) for r in query_rows], dtype=torch.int64)
-        self.images, self.weighted = images, weighted
-
-    def __call__(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        query, image = batch[0], batch[1]
-        lengths = self.lengths[query]
-        offsets = torch.cumsum(lengths, 0) - lengths
-        gather = torch.repeat_interleave(self.starts[query] - offsets, lengths) + torch.arange(int(lengths.sum()))
-        out = {"tokens": self.flat[gather], "offsets": offsets,
-               "images": self.images[image] if self.images is not None else image}
-        if self.weighted:
-            out["weight"] = batch[2]
-        return out
+        return getattr(imagevec_net, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ImageVec(mmbench.Model):
@@ -291,6 +184,13 @@ class ImageVec(mmbench.Model):
 
     # -- preparing ----------------------------------------------------------------------------------
     def prepare(self, ctx: mmbench.RunContext) -> None:
+        import torch
+
+        from mmbench.train import Objective, Trainer, seed_everything
+        from mmbench.train.checkpoint import write_json_atomic
+        from mmbench.train.distributed import env_world_size, is_main_process
+        from mmbench_plugins.imagevec_net import PairCollate, alignment_tracker, ranking_loss
+
         config = self.config
         self._device = torch.device(ctx.device)
         if not ctx.train or ctx.checkpoint is not None:
@@ -339,6 +239,8 @@ class ImageVec(mmbench.Model):
                 "n_images": len(pairs.image_ids), "n_pairs": len(pairs), "vocabulary": vocabulary.to_json()}
 
     def _build_net(self, state: dict[str, Any], *, reuse_word_grad: bool = False) -> ImageVecNet:
+        from mmbench_plugins.imagevec_net import ImageVecNet
+
         vocabulary = state["vocabulary"]
         cooc = state["image_encoder"] == "cooc"
         return ImageVecNet(len(vocabulary["keys"]) + vocabulary["buckets"], state["dim"], state["hidden"],
@@ -347,6 +249,8 @@ class ImageVec(mmbench.Model):
 
     def _load(self, path: Path) -> None:
         """Load from a work dir, a run dir, its checkpoints/ dir or one checkpoint directory."""
+        from mmbench.train.checkpoint import load_checkpoint, load_model_weights, load_named
+
         candidates = [path / "train" / "checkpoints", path / "checkpoints", path]
         directory = next((c for c in candidates if (c / "latest.json").is_file()), None)
         if directory is not None:
@@ -390,12 +294,17 @@ class ImageVec(mmbench.Model):
         found = np.array([r >= 0 for r in rows], dtype=bool)
         vectors = np.zeros((len(words), self.state["dim"]), dtype=np.float32)
         if found.any():
+            import torch
+
             table = self.net.words.weight.detach()
             vectors[found] = table[torch.tensor([r for r in rows if r >= 0])].float().cpu().numpy()
         return vectors, found
 
     def embed_texts(self, texts: Sequence[str], language: str) -> np.ndarray:
         self._check_language(language)
+        from mmbench.train import encode
+        from mmbench_plugins.imagevec_net import bags
+
         bucket = self.config.text_oov == "bucket"
         rows = [self.vocab.rows(language, tokenize(text), bucket=bucket) for text in texts]
         if not rows:
@@ -411,6 +320,10 @@ class ImageVec(mmbench.Model):
         if source != self.state["feature_source"]:
             raise mmbench.Incompatible(f"imagevec was trained on {self.state['feature_source']} features, "
                                        f"not {source}")
+        import torch
+
+        from mmbench.train import encode
+
         inputs = torch.from_numpy(np.array(features, dtype=np.float32))  # a copy: features may be read-only
         if inputs.dim() != 2 or inputs.shape[1] != self.state["feature_dim"]:
             raise DataError(f"imagevec: {source} features must be (n, {self.state['feature_dim']}), "

@@ -304,6 +304,45 @@ def test_reused_gradient_buffer_gives_the_dense_gradient_every_step():
         assert grads[1].abs().sum() > 0
 
 
+class FullyZeroedGrad(imagevec.ReusedDenseGrad):
+    """The earlier hook: zeroes the whole buffer every step."""
+
+    def __call__(self, weight: torch.Tensor) -> None:
+        grad = weight.grad
+        if grad is None or not grad.is_sparse:
+            return
+        grad = grad.coalesce()
+        self.buffer.zero_().index_add_(0, grad.indices()[0], grad.values())
+        weight.grad = self.buffer
+
+
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_zeroing_only_touched_rows_keeps_weights_bit_identical(clip):
+    """After many Adam steps (fused, as the trainer uses it; with and without clipping), zeroing only the
+    rows the previous step touched gives bit for bit the weights of zeroing the whole buffer."""
+    nets, optimizers = [], []
+    for hook in (FullyZeroedGrad, imagevec.ReusedDenseGrad):
+        torch.manual_seed(0)
+        net = imagevec.ImageVecNet(400, 8, 16, feature_dim=12)
+        net.words.sparse = True
+        net.words.weight.register_post_accumulate_grad_hook(hook(net.words.weight))
+        nets.append(net)
+        optimizers.append(torch.optim.Adam(net.parameters(), lr=0.01, fused=True))
+    generator = torch.Generator().manual_seed(1)
+    for step in range(40):
+        tokens = torch.randint(0, 60 if step % 2 else 400, (60,), generator=generator)  # overlapping row sets
+        batch = {"tokens": tokens, "offsets": torch.arange(0, 60, 3), "images": torch.randn(20, 12, generator=generator)}
+        for net, optimizer in zip(nets, optimizers):
+            # One step keeps the gradient instead of setting it to None: the hook must zero everything next.
+            net.zero_grad(set_to_none=step != 17)
+            imagevec.ranking_loss(net, batch, temperature=0.1, symmetric=False).backward()
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
+            optimizer.step()
+    for (name, want), got in zip(nets[0].state_dict().items(), nets[1].state_dict().values()):
+        assert torch.equal(got, want), name
+
+
 def test_pair_weights_scale_each_pair_loss():
     generator = torch.Generator().manual_seed(0)
     queries, items = torch.randn(6, 5, generator=generator), torch.randn(6, 5, generator=generator)
@@ -328,3 +367,19 @@ def test_harness_run_scores_far_above_chance(registry, tmp_path):
     assert record["main_score"] > 8 * CHANCE_RSUM  # measured ~140
     run_dir = next((tmp_path / ".runs").glob("imagevec__*")) / "seed-0" / "train"
     assert (run_dir / imagevec.STATE_FILE).is_file() and read_pointer(run_dir / "checkpoints", "latest")
+
+
+def test_registering_the_models_imports_neither_torch_nor_datasets():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from mmbench_plugins import imagevec, cnn_mean\n"
+        "names = []\n"
+        "imagevec.register_models(lambda cls, **kw: names.append(kw.get('name', cls.name)))\n"
+        "cnn_mean.register_models(lambda cls, **kw: names.append(cls.name))\n"
+        "print(len(names), 'torch' in sys.modules, 'datasets' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == [str(len(imagevec.VARIANTS) + 1), "False", "False"]

@@ -34,9 +34,19 @@ def as_matrix(x: Any, name: str, *, device: torch.device | None = None, allow_em
         raise MetricInputError(f"{name}: expected a 2-D array (rows x dims), got shape {tuple(tensor.shape)}")
     if not allow_empty and tensor.shape[0] == 0:
         raise MetricInputError(f"{name}: empty input (0 rows); the metric is undefined")
-    if tensor.numel() and not bool(torch.isfinite(tensor).all()):
+    if tensor.numel() and not all_finite(tensor):
         raise MetricInputError(f"{name}: contains NaN or infinite values")
     return tensor
+
+
+def all_finite(tensor: torch.Tensor) -> bool:
+    """Whether every element is finite, without an elementwise mask the size of the input.
+
+    A sum is NaN or infinite whenever an element is (inf + finite = inf, inf - inf = NaN, NaN stays),
+    so a finite sum proves every element finite; only a non-finite sum (possibly an overflow of
+    large finite values) needs the elementwise check.
+    """
+    return bool(torch.isfinite(tensor.sum())) or bool(torch.isfinite(tensor).all())
 
 
 def common_dtype(*tensors: torch.Tensor) -> torch.dtype:

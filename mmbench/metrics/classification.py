@@ -18,7 +18,6 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
-from scipy.sparse import csr_matrix
 
 from ._common import MetricInputError
 
@@ -84,6 +83,8 @@ def document_vectors(
         if vector.shape != (dim,) or not np.isfinite(vector).all():
             raise MetricInputError(f"vector of {word!r}: expected {dim} finite values, got shape {vector.shape}")
         table[column] = vector
+    from scipy.sparse import csr_matrix  # imported only when documents are scored
+
     weights_matrix = csr_matrix((values, (rows, cols)), shape=(len(token_lists), len(columns)))
     matrix = np.asarray(weights_matrix @ table, dtype=np.float32).reshape(len(token_lists), dim)
     return matrix, (used_tokens / all_tokens if all_tokens else 0.0)

@@ -42,11 +42,12 @@ def sample_candidates(
     """(queries, 1 + negatives) candidate indices, column 0 the drawn gold candidate (see module doc)."""
     rng = np.random.default_rng(seed)
     rows = []
+    every = np.arange(n_candidates)
     for q, entry in enumerate(gold):
         golds = _gold_set(entry)
         if not golds or golds[0] < 0 or golds[-1] >= n_candidates:
             raise MetricInputError(f"gold[{q}] = {entry!r}: needs candidate indices in 0..{n_candidates - 1}")
-        negatives_pool = np.setdiff1d(np.arange(n_candidates), golds)
+        negatives_pool = np.delete(every, golds)  # = setdiff1d(every, golds): golds are sorted, distinct, in range
         wanted = len(negatives_pool) if n_negatives is None else n_negatives
         if wanted > len(negatives_pool):
             raise MetricInputError(

@@ -21,11 +21,24 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from scipy.stats import rankdata
 
 from ._common import MetricInputError
 
 OOVPolicy = Literal["drop", "mean", "zero"]
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks with ties given their average rank, as float64: ``scipy.stats.rankdata(values)``
+    for finite input, value for value (ranks are whole or half numbers, so exact), without importing
+    scipy.stats (a second of start-up)."""
+    values = np.asarray(values).ravel()
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    starts = np.concatenate(([True], ordered[1:] != ordered[:-1]))
+    dense = np.empty(len(values), dtype=np.intp)
+    dense[order] = np.cumsum(starts)
+    bounds = np.concatenate((np.flatnonzero(starts), [len(values)]))
+    return 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -96,7 +109,7 @@ def word_similarity(
     if degenerate:
         spearman = pearson = 0.0
     else:
-        spearman = _pearson(rankdata(sims), rankdata(scored_gold))
+        spearman = _pearson(average_ranks(sims), average_ranks(scored_gold))
         pearson = _pearson(sims, scored_gold)
     return {
         "spearman": spearman,

@@ -35,13 +35,31 @@ See docs/training.md for a complete example and torchrun launch lines.
 """
 
 from .config import Objective, TrainConfig, Validator
-from .encode import encode
 from .errors import CheckpointError, NonFiniteLossError, TrainingError
-from .loop import Trainer, TrainResult
-from .monitor import read_metrics
-from .rng import seed_everything
-from .schedules import lr_factor
-from .tracking import TrackedMetric, alignment_ratio_metric
+
+# Everything else needs torch, imported on first use (PEP 562): a plugin's config, which embeds
+# TrainConfig, is read when plugins register (``mmbench --help``), and torch costs seconds to import.
+_LAZY = {
+    "encode": ".encode",
+    "Trainer": ".loop",
+    "TrainResult": ".loop",
+    "read_metrics": ".monitor",
+    "seed_everything": ".rng",
+    "lr_factor": ".schedules",
+    "TrackedMetric": ".tracking",
+    "alignment_ratio_metric": ".tracking",
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CheckpointError",

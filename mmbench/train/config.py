@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import torch
+from typing import TYPE_CHECKING, Any, Literal
 
 from mmbench.errors import ConfigError
+
+if TYPE_CHECKING:  # no torch at import: a plugin's config (which embeds TrainConfig) is read at registration
+    import torch
 
 OptimizerName = Literal["adam", "adamw", "adamax", "sgd"]
 ScheduleName = Literal["constant", "step", "warmup", "cosine", "warmup-cosine"]
@@ -76,8 +77,8 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-LossFn = Callable[[torch.nn.Module, Any], torch.Tensor]
-ParamSelector = Callable[[str], bool] | Iterable[torch.nn.Parameter] | None
+LossFn = Callable[["torch.nn.Module", Any], "torch.Tensor"]
+ParamSelector = Callable[[str], bool] | Iterable["torch.nn.Parameter"] | None
 
 
 @dataclass

@@ -10,6 +10,8 @@ import torch
 
 from mmbench.errors import MMBenchError
 from mmbench.metrics import coco_1k_scores, retrieval_ranks, retrieval_scores
+from mmbench.metrics._common import unique_rows
+from mmbench.metrics.retrieval import _reference_ranks
 
 
 # ---------------------------------------------------------------- reference (loops, sort-based ranks)
@@ -85,6 +87,106 @@ def test_many_exact_ties_match_reference(seed, ties):
     i2t, t2i = retrieval_ranks(images, captions, captions_per_image=3, similarity="dot", ties=ties, block_size=2)
     assert i2t.tolist() == want_i2t and t2i.tolist() == want_t2i
     assert_same(retrieval_scores(images, captions, captions_per_image=3, similarity="dot", ties=ties), want)
+
+
+# ---------------------------------------------------------------- fused scorer vs per-direction path
+def vsepp_loop_ranks(images: np.ndarray, captions: np.ndarray, k: int, ties: str) -> tuple[list[int], list[int]]:
+    """VSE++'s per-query loop (one score vector per query), with the tie policy instead of argsort's order."""
+    def rank(scores: np.ndarray, correct: np.ndarray) -> int:
+        best = scores[correct].max()
+        wrong = np.ones(len(scores), dtype=bool)
+        wrong[correct] = False
+        return int(((scores >= best) if ties == "pessimistic" else (scores > best))[wrong].sum())
+
+    i2t = [rank(captions @ images[i], np.arange(k * i, k * i + k)) for i in range(len(images))]
+    t2i = [rank(images @ captions[j], np.array([j // k])) for j in range(len(captions))]
+    return i2t, t2i
+
+
+def quantised(rng: np.random.Generator, shape: tuple[int, int], levels: int) -> np.ndarray:
+    """Small multiples of 1/4: every product and sum is exact, so exact ties are frequent."""
+    return rng.integers(-levels, levels + 1, size=shape).astype(np.float32) / 4
+
+
+def assert_fused_path(images: np.ndarray, captions: np.ndarray) -> None:
+    for x in (images, captions):
+        assert unique_rows(torch.as_tensor(x))[1] is None, "duplicate rows: the fused path would not run"
+
+
+@pytest.mark.parametrize("ties", ["pessimistic", "optimistic"])
+@pytest.mark.parametrize("k", [1, 3, 5])
+@pytest.mark.parametrize("block_size", [1, 3, 7, 16, 64, 1024])
+def test_fused_ranks_equal_per_direction_and_vsepp_loop_random(ties, k, block_size):
+    rng = np.random.default_rng(block_size * 10 + k)
+    n, d = 37, 24
+    images = rng.normal(size=(n, d)).astype(np.float32)
+    captions = (images.repeat(k, axis=0) + rng.normal(scale=1.2, size=(n * k, d))).astype(np.float32)
+    assert_fused_path(images, captions)
+    for similarity in ("cosine", "dot"):
+        got = retrieval_ranks(images, captions, captions_per_image=k, similarity=similarity, ties=ties,
+                              block_size=block_size)
+        want = _reference_ranks(images, captions, captions_per_image=k, similarity=similarity, ties=ties,
+                                block_size=block_size)
+        assert got[0].tolist() == want[0].tolist() and got[1].tolist() == want[1].tolist()
+    loop = vsepp_loop_ranks(images, captions, k, ties)
+    got = retrieval_ranks(images, captions, captions_per_image=k, similarity="dot", ties=ties, block_size=block_size)
+    assert (got[0].tolist(), got[1].tolist()) == loop
+
+
+@pytest.mark.parametrize("ties", ["pessimistic", "optimistic"])
+@pytest.mark.parametrize("block_size", [2, 5, 13, 50])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fused_ranks_equal_references_with_many_exact_ties(ties, block_size, seed):
+    rng = np.random.default_rng(seed)
+    k, n, d = 5, 41, 6
+    # Distinct rows (the fused path) whose dot products tie often: values in {-1, -.75, ..., 1}.
+    images = np.unique(quantised(rng, (3 * n, d), 4), axis=0)[rng.permutation(n)]
+    captions = np.unique(quantised(rng, (4 * n * k, d), 4), axis=0)[: n * k]
+    captions = captions[rng.permutation(len(captions))]
+    assert_fused_path(images, captions)
+    got = retrieval_ranks(images, captions, captions_per_image=k, similarity="dot", ties=ties, block_size=block_size)
+    want = _reference_ranks(images, captions, captions_per_image=k, similarity="dot", ties=ties, block_size=block_size)
+    loop = vsepp_loop_ranks(images, captions, k, ties)
+    assert got[0].tolist() == want[0].tolist() == loop[0]
+    assert got[1].tolist() == want[1].tolist() == loop[1]
+    scores = images @ captions.T
+    assert (scores[:, :, None] == scores[:, None, :]).sum() > 3 * scores.size  # each score ties with several others
+    _, want_i2t, want_t2i = ref_scores(images.astype(np.float64), captions.astype(np.float64), k, "dot", ties)
+    assert got[0].tolist() == want_i2t and got[1].tolist() == want_t2i
+
+
+@pytest.mark.parametrize("ties", ["pessimistic", "optimistic"])
+def test_duplicate_rows_take_the_per_direction_path(ties):
+    rng = np.random.default_rng(3)
+    images = quantised(rng, (12, 4), 2)
+    images[5] = images[2]
+    captions = images.repeat(2, axis=0) + quantised(rng, (24, 4), 1)
+    captions[7] = captions[3]
+    got = retrieval_ranks(images, captions, captions_per_image=2, similarity="dot", ties=ties, block_size=5)
+    want = _reference_ranks(images, captions, captions_per_image=2, similarity="dot", ties=ties, block_size=5)
+    loop = vsepp_loop_ranks(images, captions, 2, ties)
+    assert (got[0].tolist(), got[1].tolist()) == (want[0].tolist(), want[1].tolist()) == loop
+
+
+def test_fused_path_coco_1k_folds_match_per_direction_path():
+    rng = np.random.default_rng(4)
+    images = rng.normal(size=(5000, 16)).astype(np.float32)
+    captions = (images.repeat(5, axis=0) + rng.normal(scale=0.8, size=(25000, 16))).astype(np.float32)
+    for fold in range(5):
+        fold_images, fold_captions = images[fold * 1000 : (fold + 1) * 1000], captions[fold * 5000 : (fold + 1) * 5000]
+        got = retrieval_ranks(fold_images, fold_captions, block_size=300)
+        want = _reference_ranks(fold_images, fold_captions, block_size=300)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_non_finite_input_still_raises_and_large_finite_input_does_not():
+    big = np.full((2, 3), 3e38, dtype=np.float32)  # its sum overflows; every element is finite
+    assert retrieval_scores(big * np.array([[1.0], [-1.0]], dtype=np.float32), big, captions_per_image=1)["rsum"] >= 0
+    for bad in (np.inf, -np.inf, np.nan):
+        images = np.ones((2, 3), dtype=np.float32)
+        images[1, 2] = bad
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            retrieval_scores(images, np.ones((2, 3)), captions_per_image=1)
 
 
 # ---------------------------------------------------------------- hand-computed cases and edge cases

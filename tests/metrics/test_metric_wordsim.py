@@ -237,3 +237,24 @@ def test_real_simlex_pairs_against_reference(shared_data):
     for oov in ("drop", "zero", "mean"):
         want = ref_word_similarity(v1.tolist(), v2.tolist(), gold.tolist(), found.tolist(), oov)
         assert_matches(word_similarity(v1, v2, gold, found, oov=oov), want)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 100, 1000])
+def test_average_ranks_equal_scipy_rankdata_value_for_value(n):
+    from scipy.stats import rankdata
+
+    from mmbench.metrics.wordsim import average_ranks
+
+    rng = np.random.default_rng(n)
+    for values in (rng.normal(size=n), rng.integers(0, 4, size=n).astype(float), np.round(rng.normal(size=n), 1)):
+        got, want = average_ranks(values), rankdata(values)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def test_metrics_import_does_not_import_scipy_stats():
+    import subprocess
+    import sys
+
+    code = "import sys, mmbench.metrics; print('scipy.stats' in sys.modules, 'scipy.sparse' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

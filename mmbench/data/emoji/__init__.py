@@ -18,13 +18,15 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
 import numpy as np
 import pyarrow as pa
 
 from mmbench.data import io
+
+if TYPE_CHECKING:  # `datasets` costs ~1 s to import; plugins import this module when they register
+    import datasets
 
 LOADER_VERSION = 1
 FEATURE_DIM = 1280
@@ -84,6 +86,7 @@ def load_emoji_artifact(directory: Path, *, cache_dir: Path | None = None) -> Em
 
 
 def _build_arrow(directory: Path, manifest: dict, expected: dict, key: str) -> datasets.DatasetDict:
+    import datasets
     import pyarrow.parquet as pq
 
     for name in ARTIFACT_FILES[1:]:

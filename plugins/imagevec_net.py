@@ -1,0 +1,161 @@
+"""ImageVec's network, loss and batching: the torch half of the ``imagevec`` plugin.
+
+``plugins/imagevec.py`` registers the models and holds their config, vocabulary and train/embed
+plumbing; it imports this module only when a model trains or embeds, so that registering plugins does
+not import torch. See that module's docstring for the method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from mmbench.errors import ConfigError
+from mmbench.text import tokenize
+from mmbench.train.distributed import gather_with_offset
+from mmbench.train.losses import in_batch_softmax
+from mmbench.train.tracking import TrackedMetric, alignment_ratio_metric
+from mmbench_plugins.imagevec_data import alignment_lexicon
+
+if TYPE_CHECKING:
+    from mmbench_plugins.imagevec import Vocabulary
+
+
+class ImageVecNet(torch.nn.Module):
+    """Bag-of-words query encoder and image encoder (MLP over features, or a free vector per image)."""
+
+    def __init__(self, n_rows: int, dim: int, hidden: int, *, feature_dim: int = 0, n_free_images: int = 0,
+                 init_std: float = 0.1, reuse_word_grad: bool = False):
+        super().__init__()
+        self.words = torch.nn.EmbeddingBag(n_rows, dim, mode="mean", sparse=reuse_word_grad)
+        # Small starting vectors let Adam's fixed-size steps move them far (N(0, 1): val rsum 145 vs 168).
+        torch.nn.init.normal_(self.words.weight, std=init_std)
+        if reuse_word_grad:
+            self.words.weight.register_post_accumulate_grad_hook(ReusedDenseGrad(self.words.weight))
+        if n_free_images:
+            self.images: torch.nn.Module = torch.nn.Embedding(n_free_images, dim)
+        else:
+            self.images = torch.nn.Sequential(torch.nn.Linear(feature_dim, hidden), torch.nn.ReLU(),
+                                              torch.nn.Linear(hidden, dim), torch.nn.ReLU())
+
+    def encode_queries(self, tokens: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        return self.words(tokens, offsets)
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        return self.images(images)
+
+
+class ReusedDenseGrad:
+    """Post-accumulate hook: scatters a sparse embedding gradient into one dense tensor kept across steps.
+
+    Why: a dense ``EmbeddingBag`` gradient is a fresh (rows x dim) tensor every step, and on CPU glibc maps
+    allocations over 32 MB as new pages each time; faulting in 100 MB took over half of each step on the
+    266k-row emoji vocabulary (75 -> 42 ms a step with this hook). The optimizer still sees a dense gradient,
+    so Adam, clipping and checkpoints are unchanged. Single-process CPU only (sparse gradients are not
+    all-reduced by NCCL, and the CUDA caching allocator has no such cost).
+
+    Only the rows the previous step wrote are zeroed (zeroing all 106 MB was 18 % of a step): every other
+    row is still zero, because what may touch the gradient between steps (the optimizer, clipping, AMP
+    unscaling) only scales or reads it, and zero times anything finite stays zero. The gradient is thus
+    bit for bit the one a full ``zero_()`` gives. A step that found the gradient already dense (someone
+    kept it instead of setting it to None) makes the next step zero everything.
+    """
+
+    def __init__(self, weight: torch.Tensor):
+        self.buffer = torch.zeros_like(weight.detach())
+        self.dirty: torch.Tensor | None = None  # rows written by the last step; None: the buffer is zero
+
+    def __call__(self, weight: torch.Tensor) -> None:
+        grad = weight.grad
+        if grad is None:
+            return
+        if not grad.is_sparse:  # already dense: accumulated into the buffer itself, rows unknown
+            self.dirty = torch.arange(self.buffer.shape[0], device=self.buffer.device)
+            return
+        grad = grad.coalesce()
+        rows = grad.indices()[0]
+        if self.dirty is not None:
+            if self.dirty.numel() == self.buffer.shape[0]:
+                self.buffer.zero_()
+            else:
+                self.buffer.index_fill_(0, self.dirty, 0.0)
+        self.buffer.index_add_(0, rows, grad.values())
+        self.dirty = rows
+        weight.grad = self.buffer
+
+
+def alignment_tracker(vocabulary: Vocabulary, pair: str, *, every: int, data_dir: Path) -> TrackedMetric:
+    """``alignment_ratio/<src>-<tgt>``: CSLS top-1 of lexicon source words over the whole target vocabulary."""
+    source, target = pair.split("-")
+    missing = [lang for lang in (source, target) if lang not in vocabulary.words]
+    if missing:
+        raise ConfigError(f"imagevec: track_alignment {pair!r}: not training on {', '.join(missing)} "
+                          f"(training languages: {', '.join(vocabulary.words)})")
+    lexicon, note = alignment_lexicon(source, target, vocabulary.words, data_dir=data_dir, tokenize=tokenize)
+    source_words, target_words = vocabulary.words[source], vocabulary.words[target]
+    source_index = {word: i for i, word in enumerate(source_words)}
+    target_index = {word: i for i, word in enumerate(target_words)}
+    queries = {source_index[word]: [target_index[t] for t in golds] for word, golds in lexicon.items()}
+    rows = {lang: torch.tensor([vocabulary.index[vocabulary.key(lang, w)] for w in vocabulary.words[lang]])
+            for lang in (source, target)}
+
+    def vectors(language: str):
+        return lambda net: net.words.weight[rows[language].to(net.words.weight.device)]
+
+    return TrackedMetric(f"alignment_ratio/{pair}", alignment_ratio_metric(vectors(source), vectors(target), queries),
+                         every=every, note=note)
+
+
+def ranking_loss(net: ImageVecNet, batch: dict[str, torch.Tensor], *, temperature: float,
+                 symmetric: bool) -> torch.Tensor:
+    """-log softmax of each query's cosine with its image among all images of the (global) batch."""
+    queries = net.encode_queries(batch["tokens"], batch["offsets"])
+    images = net.encode_images(batch["images"])
+    if "weight" not in batch:
+        return in_batch_softmax(queries, images, temperature=temperature, symmetric=symmetric)
+    return weighted_in_batch_softmax(queries, images, batch["weight"], temperature=temperature,
+                                     symmetric=symmetric)
+
+
+def weighted_in_batch_softmax(queries: torch.Tensor, items: torch.Tensor, weight: torch.Tensor, *,
+                              temperature: float, symmetric: bool) -> torch.Tensor:
+    """``in_batch_softmax`` (cosine) with each pair's loss multiplied by its weight; mean over rows."""
+    queries, items = F.normalize(queries, dim=-1), F.normalize(items, dim=-1)
+    all_items, start = gather_with_offset(items)
+    targets = torch.arange(start, start + queries.shape[0], device=queries.device)
+    losses = F.cross_entropy(queries @ all_items.T / temperature, targets, reduction="none")
+    if symmetric:
+        all_queries, _ = gather_with_offset(queries)
+        losses = 0.5 * (losses + F.cross_entropy(items @ all_queries.T / temperature, targets, reduction="none"))
+    return (losses * weight).mean()
+
+
+def bags(rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row lists -> (flat rows, offsets) as ``EmbeddingBag`` takes them; an empty bag embeds as zeros."""
+    lengths = torch.tensor([len(r) for r in rows], dtype=torch.int64)
+    flat = torch.tensor([row for bag in rows for row in bag], dtype=torch.int64)
+    return flat, torch.cumsum(lengths, 0) - lengths
+
+
+class PairCollate:
+    """Turns a batch of (query, image[, weight]) indices into token bags and image inputs."""
+
+    def __init__(self, query_rows: list[list[int]], images: torch.Tensor | None, weighted: bool):
+        self.flat, self.starts = bags(query_rows)
+        self.lengths = torch.tensor([len(r) for r in query_rows], dtype=torch.int64)
+        self.images, self.weighted = images, weighted
+
+    def __call__(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        query, image = batch[0], batch[1]
+        lengths = self.lengths[query]
+        offsets = torch.cumsum(lengths, 0) - lengths
+        gather = torch.repeat_interleave(self.starts[query] - offsets, lengths) + torch.arange(int(lengths.sum()))
+        out = {"tokens": self.flat[gather], "offsets": offsets,
+               "images": self.images[image] if self.images is not None else image}
+        if self.weighted:
+            out["weight"] = batch[2]
+        return out
