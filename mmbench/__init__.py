@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .api import evaluate
 from .hookspecs import hookimpl
 from .models import Capability, Incompatible, Model, NoConfig, RunContext
 
@@ -10,4 +11,4 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["Capability", "Incompatible", "Model", "NoConfig", "RunContext", "hookimpl", "__version__"]
+__all__ = ["evaluate", "Capability", "Incompatible", "Model", "NoConfig", "RunContext", "hookimpl", "__version__"]

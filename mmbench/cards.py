@@ -122,6 +122,20 @@ class TaskCard:
         return [f.resolve(self.directory, data_dir) for f in subset.files]
 
 
+class UnknownName(MMBenchError):
+    """A task or suite name that no card has (a user error, exit 1, like an unknown model)."""
+
+
+def suggest(name: str, known: Iterable[str], what: str, see: str) -> str:
+    """``unknown task 'rg56'; did you mean 'rg65'? (see `mmbench list tasks`)``: close matches first."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(set(known)), n=3)
+    hint = "; did you mean " + (repr(close[0]) if len(close) == 1 else
+                                ", ".join(map(repr, close[:-1])) + f" or {close[-1]!r}") + "?" if close else ""
+    return f"unknown {what} {name!r}{hint} ({see})"
+
+
 class _Checker:
     """Collects errors as 'file: field: problem' lines."""
 
@@ -364,6 +378,53 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def data_status(card: TaskCard, data_dir: Path) -> str:
+    """Whether a card's data is installed: ``embedded`` (no files, or only packaged ones), ``yes``, ``no``,
+    ``partial`` (some subsets have every file). Only existence is checked (``mmbench data verify`` hashes)."""
+    present = []
+    for subset in card.subsets:
+        files = [f for f in subset.files if f.base != "package"]
+        if files:
+            try:
+                present.append(all(f.resolve(card.directory, data_dir).is_file() for f in files))
+            except MMBenchError:
+                present.append(False)
+    if not present:
+        return "embedded"
+    return "yes" if all(present) else "partial" if any(present) else "no"
+
+
+def check_files(card: TaskCard, subset: Subset, data_dir: Path) -> list[tuple[DataFile, str, str]]:
+    """Every file of ``subset`` as ``(file, status, detail)`` without raising: ``ok``; ``missing`` (not
+    installed: restricted data such as COCO that the user adds); ``corrupt`` (sha256 mismatch, unreadable,
+    a path outside its base, or a missing file of the mmbench package itself: always an error)."""
+    results = []
+    for data_file in subset.files:
+        try:
+            path = data_file.resolve(card.directory, data_dir)
+        except DataError as exc:
+            results.append((data_file, "corrupt", str(exc)))
+            continue
+        if not path.is_file():
+            if data_file.base == "package":
+                results.append((data_file, "corrupt", f"{data_file.path}: missing from the installed package"))
+            else:
+                hint = f"; get it from {data_file.url}" if data_file.url else ""
+                results.append((data_file, "missing", f"{data_file.path} not in {path.parent}{hint}"))
+            continue
+        try:
+            digest = file_sha256(path)
+        except OSError as exc:
+            results.append((data_file, "corrupt", f"{path}: cannot read ({exc.strerror or exc})"))
+            continue
+        if data_file.sha256 and digest != data_file.sha256:
+            results.append((data_file, "corrupt",
+                            f"{data_file.path}: sha256 {digest[:12]}… does not match the card's {data_file.sha256[:12]}…"))
+        else:
+            results.append((data_file, "ok", data_file.path))
+    return results
+
+
 def verify_files(card: TaskCard, subset: Subset, data_dir: Path) -> list[dict[str, str]]:
     """Check every file of ``subset`` exists and matches its sha256; return provenance entries."""
     entries = []
@@ -405,7 +466,8 @@ def select_cards(
     for suite in suites:
         members = sorted(name for name, card in cards.items() if suite in card.suites)
         if not members:
-            raise CardError(f"suite {suite!r} has no task cards (see `mmbench list tasks`)")
+            known = {s for card in cards.values() for s in card.suites}
+            raise UnknownName(suggest(suite, known, "suite", "known: " + (", ".join(sorted(known)) or "none")))
         wanted += [m for m in members if m not in wanted]
     if not wanted:
         raise CardError("no task given: use --task NAME or --suite NAME")
@@ -413,7 +475,9 @@ def select_cards(
     for name in wanted:
         if name not in cards:
             broken = [e for e in errors if f"/{name}.toml" in e or e.startswith(f"{name}.toml")]
-            raise CardError(broken[0] if broken else f"unknown task {name!r} (see `mmbench list tasks`)")
+            if broken:
+                raise CardError(broken[0])
+            raise UnknownName(suggest(name, cards, "task", "see `mmbench list tasks`"))
         selected.append(validate_against_kind(registry, cards[name]))
     return selected
 

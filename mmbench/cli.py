@@ -1,8 +1,13 @@
-"""The ``mmbench`` command line (Typer + rich). User errors are one line and a non-zero exit."""
+"""The ``mmbench`` command line (Typer + rich): a thin layer on :mod:`mmbench.api`.
+
+User errors are one line and a non-zero exit (docs/guarantees.md lists the codes). Start-up stays light:
+rich's live display, the cards, the runner and the plugins are imported by the commands that use them.
+"""
 
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -11,37 +16,32 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
 
 from .errors import CardError, MMBenchError
-from .plugins import get_registry
 
+CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     name="mmbench",
     help="Benchmark multilingual word and sentence embeddings learned from image-text data.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings=CONTEXT,
 )
-data_app = typer.Typer(help="Benchmark data: what is known, where it is, checksums.", no_args_is_help=True)
+data_app = typer.Typer(help="Benchmark data: what is known, where it is, checksums.", no_args_is_help=True,
+                       context_settings=CONTEXT)
 app.add_typer(data_app, name="data")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error is one line, however long
-_state = {"debug": bool(os.environ.get("MMBENCH_DEBUG"))}
+_state = {"debug": bool(os.environ.get("MMBENCH_DEBUG")), "argv": []}
 
 # Exit codes (docs/guarantees.md): 0 every requested unit was scored or already had an intact record;
-# 1 a unit or the command failed (user error, broken model, bad data); 2 usage or task-card error;
-# 3 nothing was scored because every requested unit was skipped (capability, contamination, missing data).
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING_SCORED = 0, 1, 2, 3
+# 1 a unit or the command failed (user error: unknown model/task/suite, bad value; broken model, bad data);
+# 2 usage error (unknown option, missing argument) or a task-card error; 3 nothing was scored because every
+# requested unit was skipped (capability, contamination, missing data); 130 interrupted (Ctrl-C).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING_SCORED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+FORMATS = ("table", "csv", "json")
 
 ModelOpt = Annotated[list[str], typer.Option("--model", "-m", help="Model name, variant or NAME:ARG (e.g. vectors:PATH); repeatable.")]
 TaskOpt = Annotated[Optional[list[str]], typer.Option("--task", "-t", help="Task card name; repeatable.")]
@@ -54,63 +54,134 @@ TasksDirOpt = Annotated[Optional[list[Path]], typer.Option("--tasks-dir", help="
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Model config override key=value; repeatable.")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file of model config values.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Recompute records that already exist.")]
+LimitOpt = Annotated[Optional[int], typer.Option(
+    "--limit", min=1, help="Smoke run: at most N items per subset, recorded as protocol '<protocol>+limit=N' "
+                           "and never shown on leaderboards.")]
+FormatOpt = Annotated[str, typer.Option(
+    "--format", "-f", help="Summary on stdout: table (plain text when not a terminal), csv or json.")]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out.print(f"mmbench {__version__} (Python {sys.version.split()[0]})")
+        raise typer.Exit(EXIT_OK)
 
 
 @app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False) -> None:
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", "-V", callback=_version_callback, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
     if debug:
         _state["debug"] = True
 
 
+def get_registry():
+    from .plugins import get_registry as load
+
+    return load()
+
+
 # -- listing --------------------------------------------------------------------------------------
+def _table(title: str | None = None):
+    """A listing table: no vertical rules, so narrow terminals keep the room for the text."""
+    from rich import box
+    from rich.table import Table
+
+    return Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+
+
 @app.command("list")
 def list_things(
-    what: Annotated[str, typer.Argument(help="models, tasks or kinds")] = "all",
+    what: Annotated[str, typer.Argument(help="models, tasks or kinds (default: all three)")] = "all",
     tasks_dir: TasksDirOpt = None,
+    kind: Annotated[Optional[str], typer.Option("--kind", help="Only tasks of this kind.")] = None,
+    language: Annotated[Optional[str], typer.Option("--language", "-l", help="Only tasks with a subset in this language.")] = None,
+    suite: Annotated[Optional[str], typer.Option("--suite", help="Only tasks of this suite.")] = None,
+    data_dir: DataOpt = None,
 ) -> None:
-    """List registered models, task cards and task kinds."""
-    from .cards import discover_cards
-
+    """List registered models, task cards (with whether their data is installed) and task kinds."""
     if what not in ("all", "models", "tasks", "kinds"):
-        raise MMBenchError(f"cannot list {what!r}: use models, tasks or kinds")
-    registry = get_registry()
+        from .cards import suggest
+
+        raise MMBenchError(suggest(what, ("models", "tasks", "kinds"), "list", "use models, tasks or kinds"))
+    if (kind or language or suite) and what == "all":
+        what = "tasks"
     if what in ("all", "models"):
-        table = Table(title="Models")
-        for column in ("name", "capabilities", "plugin", "description"):
-            table.add_column(column)
+        registry = get_registry()
+        table = _table("Models")
+        table.add_column("name", no_wrap=True)
+        table.add_column("capabilities", overflow="fold")
+        table.add_column("plugin", overflow="fold")
+        table.add_column("description", overflow="fold", ratio=1)
         for name, entry in sorted(registry.models.items()):
             label = f"{name}:{entry.cls.argument}" if entry.cls.argument else name
             caps = ", ".join(sorted(str(c) for c in entry.capabilities))
             table.add_row(escape(label), caps, escape(entry.plugin), escape(entry.description))
         out.print(table)
     if what in ("all", "tasks"):
-        cards, errors = discover_cards(tasks_dir or [])
-        table = Table(title="Tasks")
-        rows = [(name, card.kind, ", ".join(card.suites), str(len(card.subsets)), card.main_score, card.protocol)
-                for name, card in sorted(cards.items())]
-        # Names stay whole (users copy them); on a narrow terminal the other columns fold.
-        table.add_column("name", no_wrap=True, min_width=max([4] + [len(r[0]) for r in rows]))
-        for column in ("kind", "suites", "subsets", "main score", "protocol"):
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(*map(escape, row))
-        out.print(table)
-        for line in errors:
-            err.print(f"[yellow]invalid card skipped:[/] {escape(line)}")
+        _list_tasks(tasks_dir, kind, language, suite, data_dir)
     if what in ("all", "kinds"):
-        table = Table(title="Task kinds")
-        for column in ("kind", "needs", "scores", "description"):
-            table.add_column(column)
-        for name, kind in sorted(registry.task_kinds.items()):
-            table.add_row(name, ", ".join(sorted(map(str, kind.requires))), ", ".join(kind.scores), kind.description)
+        registry = get_registry()
+        table = _table("Task kinds")
+        table.add_column("kind", no_wrap=True)
+        for column in ("needs", "scores", "description"):
+            table.add_column(column, overflow="fold")
+        for name, task_kind in sorted(registry.task_kinds.items()):
+            scores = list(task_kind.scores)
+            shown = " ".join(scores[:4]) + (f" +{len(scores) - 4}" if len(scores) > 4 else "")
+            table.add_row(name, ", ".join(sorted(map(str, task_kind.requires))), shown, task_kind.description)
         out.print(table)
+
+
+def _languages(card) -> str:
+    langs = sorted({lang for subset in card.subsets for lang in subset.languages})
+    return " ".join(langs) if len(langs) <= 2 else f"{langs[0]} +{len(langs) - 1}"
+
+
+def _list_tasks(tasks_dir, kind, language, suite, data_dir) -> None:
+    from .cards import data_status, discover_cards, suggest
+    from .data.root import data_root
+
+    cards, errors = discover_cards(tasks_dir or [])
+    if kind and kind not in {c.kind for c in cards.values()}:
+        raise MMBenchError(suggest(kind, {c.kind for c in cards.values()}, "task kind", "see `mmbench list kinds`"))
+    if suite and suite not in {s for c in cards.values() for s in c.suites}:
+        raise MMBenchError(suggest(suite, {s for c in cards.values() for s in c.suites}, "suite", "see `mmbench list tasks`"))
+    root = data_root(data_dir)
+    selected = [card for _, card in sorted(cards.items())
+                if (not kind or card.kind == kind) and (not suite or suite in card.suites)
+                and (not language or any(language in s.languages for s in card.subsets))]
+    from rich import box
+    from rich.table import Table
+
+    # Names and kinds stay whole (users copy them); languages and suites wrap at word boundaries.
+    table = Table(title="Tasks", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    table.add_column("name", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("data", no_wrap=True)
+    table.add_column("langs", no_wrap=True)
+    table.add_column("suites", no_wrap=True)
+    styles = {"yes": "green", "embedded": "green", "no": "red", "partial": "yellow"}
+    for card in selected:
+        status = data_status(card, root)
+        table.add_row(escape(card.name), escape(card.kind), f"[{styles.get(status, '')}]{status}[/]",
+                      escape(_languages(card)), escape(", ".join(card.suites)))
+    out.print(table)
+    if not selected:
+        out.print("no task matches these filters")
+    for line in errors:
+        err.print(f"[yellow]invalid card skipped:[/] {escape(line)}")
 
 
 @app.command("plugins")
 def plugins_command() -> None:
     """Each plugin: distribution, version, what it registered, load errors and refused (colliding) names."""
     registry = get_registry()
-    table = Table(title="Plugins")
+    table = _table("Plugins")
     for column in ("plugin", "distribution", "version", "registered", "problems"):
         table.add_column(column)
     for info in registry.plugins.values():
@@ -167,75 +238,76 @@ def validate_command(
 
 
 # -- running --------------------------------------------------------------------------------------
+def _live_display():
+    """The one live display of a run (stderr, transient): the harness's units, the trainer's steps nested in it."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    # Three columns short of the terminal: the "^C" a terminal echoes then stays on the display's last line
+    # (and is erased with it) instead of wrapping to a new line that would strand a copy of the display.
+    console = Console(stderr=True, highlight=False, width=max(20, err.width - 3)) if err.is_terminal else err
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=True,
+                    disable=not err.is_terminal)
+
+
 def _run(models, tasks, suites, seeds, device, output_dir, data_dir, tasks_dir, set_options, config, overwrite,
-         train: bool, checkpoint: Path | None = None) -> None:
-    from .data.root import data_root
-    from .runner import (
-        RunOptions,
-        is_main_process,
-        resolve_device,
-        resolve_model,
-        run,
-        select_cards,
-    )
+         train: bool, checkpoint: Path | None = None, limit: int | None = None, fmt: str = "table") -> None:
+    from .api import run_evaluation
+    from .runner import is_main_process, nested_display
 
-    registry = get_registry()
-    notices: list[str] = []
-    cards = select_cards(registry, tasks or [], suites or [], tasks_dir or [], notices=notices)
-    resolved = [resolve_model(registry, spec, set_options or [], config) for spec in models]
-    # Everything a user can get wrong is checked before any model is prepared.
-    for seed in seeds or []:
-        if not 0 <= seed < 2**32:
-            raise MMBenchError(f"--seed {seed}: a seed must be an integer in [0, 2**32)")
-    if checkpoint is not None and not checkpoint.is_dir():
-        raise MMBenchError(f"--checkpoint {checkpoint}: no such checkpoint directory")
-    _check_writable(output_dir)
-    for line in notices:
-        err.print(f"[yellow]notice:[/] {escape(line)}")
-    for conflict in registry.conflicts:
-        err.print(f"[yellow]name collision:[/] {escape(conflict.message)}")
-    options = RunOptions(
-        results_dir=output_dir, data_dir=data_root(data_dir), seeds=list(dict.fromkeys(seeds or [0])),
-        device=resolve_device(device), overwrite=overwrite, train=train, checkpoint=checkpoint,
-        skip_missing_data=frozenset(c.name for c in cards) - set(tasks or []),
-    )
-    total = len(resolved) * len(options.seeds) * sum(len(c.subsets) for c in cards)
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal)
-    with progress:
-        bar = progress.add_task("scoring", total=total)
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
+    progress = _live_display()
+    bar = None
 
-        def on_event(kind, payload):
-            if kind == "prepare":
-                progress.update(bar, description=f"preparing {payload}")
-            elif kind == "start":
-                progress.update(bar, description=f"{payload.card.name} / {payload.subset.name}")
-            elif kind == "outcome" and payload.subset != "all":  # aggregates are extra, not planned units
-                progress.advance(bar)
-            elif kind == "waiting":
-                progress.console.print(f"another mmbench run holds {escape(str(payload))}; waiting for it to finish")
+    def before_run(evaluation) -> None:
+        for line in evaluation.notices:
+            err.print(f"[yellow]notice:[/] {escape(line)}")
+        for line in evaluation.collisions:
+            err.print(f"[yellow]name collision:[/] {escape(line)}")
 
-        outcomes = run(registry, resolved, cards, options, on_event)
+    def on_event(kind, payload):
+        nonlocal bar
+        if bar is None:
+            bar = progress.add_task("scoring", total=None, info="")
+        if kind == "plan":
+            progress.update(bar, total=payload)
+        elif kind == "prepare":
+            progress.update(bar, description=f"preparing {escape(str(payload))}")
+        elif kind == "start":
+            progress.update(bar, description=escape(f"{payload.card.name} / {payload.subset.name}"))
+        elif kind == "outcome" and payload.subset != "all":  # aggregates are extra, not planned units
+            progress.advance(bar)
+        elif kind == "waiting":
+            progress.console.print(f"another mmbench run holds {escape(str(payload))}; waiting for it to finish")
+
+    try:
+        with progress, nested_display(progress):
+            evaluation = run_evaluation(
+                models, tasks, suites, seeds, output_dir, data_dir, device, config, overwrite, train, limit,
+                set_options=set_options or [], tasks_dir=tasks_dir or [], checkpoint=checkpoint,
+                on_event=on_event, before_run=before_run)
+    except KeyboardInterrupt:  # click would say "Aborted!" and exit 1
+        raise typer.Exit(_interrupted(_state["argv"])) from None
+    outcomes = evaluation.outcomes
     if not is_main_process():
         return
-    _summary(outcomes, output_dir)
+    _summary(outcomes, output_dir, fmt)
+    if limit is not None:
+        err.print(f"smoke run: at most {limit} item(s) per subset, filed under protocol '…+limit={limit}'; "
+                  "these records never count as full runs and are left out of leaderboards", soft_wrap=True)
     if any(o.status == "error" for o in outcomes):
         raise typer.Exit(EXIT_FAILED)
     if all(o.status == "skipped" for o in outcomes):
         err.print("[red]Error:[/] nothing was scored: every requested unit was skipped (reasons above)")
         raise typer.Exit(EXIT_NOTHING_SCORED)
-
-
-def _check_writable(directory: Path) -> None:
-    """Fail before any work if results cannot be written to ``directory``."""
-    import tempfile
-
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory, prefix=".mmbench-write-check"):
-            pass
-    except OSError as exc:
-        raise MMBenchError(f"--output-dir {directory}: cannot write results there ({exc.strerror or exc})") from None
 
 
 def _fmt(value: float | None, percent: bool = False) -> str:
@@ -244,35 +316,121 @@ def _fmt(value: float | None, percent: bool = False) -> str:
     return f"{100 * value:.1f}%" if percent else f"{value:.4g}"
 
 
-def _summary(outcomes, output_dir: Path) -> None:
-    table = Table(title="Results")
-    for column in ("model", "seed", "task", "subset", "status", "main score", "coverage"):
-        table.add_column(column)
-    existing = 0
+HEADERS = ("task", "subset", "main score", "status", "coverage")
+
+
+def _score(value: float) -> str:
+    """A main score as the table shows it: 4 decimals below 10 (correlations, fractions), else 2 (percent sums)."""
+    return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+
+
+STATUS_WORDS = {"done": "scored", "exists": "found", "skipped": "skipped", "error": "error"}
+STATUS_STYLES = {"done": "green", "exists": "cyan", "skipped": "yellow", "error": "red"}
+
+
+def summary_lines(outcomes, width: int) -> list[tuple[str, str | None]]:
+    """The results table as plain lines ``(text, status)`` (status: the outcome's, for colour; None for
+    headers). Task, subset and main score are never cut: the status and coverage columns are dropped when
+    the line would be wider than ``width``, and when even task, subset and score do not fit side by side,
+    each unit takes two lines (``task / subset``, then the score). Rows are grouped under one
+    ``model · seed N`` line per model and seed."""
+    groups: dict[tuple[str, int], list] = {}
+    for o in outcomes:
+        groups.setdefault((o.model, o.seed), []).append(o)
+    cells = []
+    for o in outcomes:
+        score = f"{o.main_score_name}={_score(o.main_score)}" if o.main_score is not None else "—"
+        coverage = _fmt(o.coverage, percent=True) if o.coverage is not None else ""
+        cells.append((o, [o.task, o.subset, score, STATUS_WORDS.get(o.status, o.status), coverage]))
+    widths = [max([len(h)] + [len(c[1][i]) for c in cells]) for i, h in enumerate(HEADERS)]
+    gap = 2
+    required = widths[0] + widths[1] + widths[2] + 2 * gap
+    shown = [0, 1, 2]
+    for optional in (3, 4):
+        if any(c[1][optional] for c in cells) and required + gap + widths[optional] <= width:
+            shown.append(optional)
+            required += gap + widths[optional]
+    stacked = widths[0] + widths[1] + widths[2] + 2 * gap > width
+    lines: list[tuple[str, str | None]] = []
+    by_outcome = {id(o): c for o, c in cells}
+    for (model, seed), members in groups.items():
+        lines.append((f"{model} · seed {seed}", None))
+        if not stacked:
+            header = [HEADERS[i].ljust(widths[i]) for i in shown]
+            lines.append(((" " * gap).join(header).rstrip(), None))
+        for o in members:
+            row = by_outcome[id(o)]
+            if stacked:
+                lines.append((f"{row[0]} / {row[1]}", None))
+                rest = [row[2], row[3], row[4] + " coverage" if row[4] else ""]
+                lines.append(("    " + (" " * gap).join(x for x in rest if x), o.status))
+            else:
+                lines.append(((" " * gap).join(row[i].ljust(widths[i]) for i in shown).rstrip(), o.status))
+    return lines
+
+
+def _summary(outcomes, output_dir: Path, fmt: str = "table") -> None:
     notes: dict[tuple[str, str, str], list[str]] = {}
     for o in outcomes:
-        if o.status == "exists":
-            existing += 1
-            continue
-        style = {"done": "green", "skipped": "yellow", "error": "red"}.get(o.status, "")
-        score = f"{o.main_score_name}={_fmt(o.main_score)}" if o.main_score is not None else "—"
-        table.add_row(escape(o.model), str(o.seed), escape(o.task), escape(o.subset), f"[{style}]{o.status}[/]",
-                      score, _fmt(o.coverage, percent=True))
         if o.message:
             notes.setdefault((o.status, o.model, o.message), []).append(f"{o.task}/{o.subset}")
         if o.traceback and _state["debug"]:
             err.print(o.traceback)
-    if table.row_count:
-        out.print(table)
+    existing = sum(o.status == "exists" for o in outcomes)
+    done = sum(o.status == "done" for o in outcomes)
+    errors = sum(o.status == "error" for o in outcomes)
+    # In csv/json mode stdout is data only; the counts and notes go to stderr.
+    talk = out if fmt == "table" else err
+    if fmt == "csv":
+        _summary_csv(outcomes)
+    elif fmt == "json":
+        _summary_json(outcomes)
+    elif outcomes:
+        for text, status in summary_lines(outcomes, out.width):
+            if status is None:
+                out.print(escape(text), style="bold" if "·" in text else None, soft_wrap=True)
+            else:
+                word = STATUS_WORDS.get(status, status)
+                styled = escape(text).replace(word, f"[{STATUS_STYLES.get(status, '')}]{word}[/]", 1)
+                out.print(styled, soft_wrap=True)
     for (status, model, message), units in notes.items():
         where = units[0] if len(units) == 1 else f"{len(units)} units"
         colour = "red" if status == "error" else "yellow"
         err.print(f"[{colour}]{status}:[/] {escape(model)} ({escape(where)}): {escape(message)}")
     if existing:
-        out.print(f"{existing} record(s) already existed in {output_dir} and were not recomputed (use --overwrite).")
-    done = sum(o.status == "done" for o in outcomes)
-    errors = sum(o.status == "error" for o in outcomes)
-    out.print(f"{done} record(s) written to {output_dir}, {errors} error(s).")
+        talk.print(f"{existing} record(s) already existed in {escape(str(output_dir))} and were not recomputed "
+                   "(use --overwrite).", soft_wrap=True)
+    talk.print(f"{done} record(s) written to {escape(str(output_dir))}, {errors} error(s).", soft_wrap=True)
+
+
+SUMMARY_FIELDS = ("model", "seed", "task", "subset", "split", "protocol", "status", "main_score_name", "main_score",
+                  "coverage", "n_items", "message", "path")
+
+
+def _summary_row(o) -> dict:
+    record = o.record or {}
+    return {"model": o.model, "seed": o.seed, "task": o.task, "subset": o.subset, "split": record.get("split"),
+            "protocol": record.get("protocol"), "status": o.status, "main_score_name": o.main_score_name,
+            "main_score": o.main_score, "coverage": o.coverage, "n_items": record.get("n_items"),
+            "message": o.message or None, "path": str(o.path) if o.path else None}
+
+
+def _summary_csv(outcomes) -> None:
+    import csv
+
+    writer = csv.DictWriter(sys.stdout, fieldnames=SUMMARY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for o in outcomes:
+        writer.writerow({k: ("" if v is None else v) for k, v in _summary_row(o).items()})
+    sys.stdout.flush()
+
+
+def _summary_json(outcomes) -> None:
+    import json
+
+    rows = [{**_summary_row(o), "record": o.record} for o in outcomes]
+    sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
 
 
 @app.command("run")
@@ -280,9 +438,11 @@ def run_command(
     model: ModelOpt, task: TaskOpt = None, suite: SuiteOpt = None, seed: SeedOpt = None,
     device: DeviceOpt = "auto", output_dir: OutOpt = Path("results"), data_dir: DataOpt = None,
     tasks_dir: TasksDirOpt = None, set_option: SetOpt = None, config: ConfigOpt = None, overwrite: OverwriteOpt = False,
+    limit: LimitOpt = None, fmt: FormatOpt = "table",
 ) -> None:
     """Train (if needed) and score models on tasks; one JSON record per result."""
-    _run(model, task, suite, seed, device, output_dir, data_dir, tasks_dir, set_option, config, overwrite, train=True)
+    _run(model, task, suite, seed, device, output_dir, data_dir, tasks_dir, set_option, config, overwrite,
+         train=True, limit=limit, fmt=fmt)
 
 
 @app.command("eval")
@@ -291,10 +451,11 @@ def eval_command(
     device: DeviceOpt = "auto", output_dir: OutOpt = Path("results"), data_dir: DataOpt = None,
     tasks_dir: TasksDirOpt = None, set_option: SetOpt = None, config: ConfigOpt = None, overwrite: OverwriteOpt = False,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Checkpoint directory to load.")] = None,
+    limit: LimitOpt = None, fmt: FormatOpt = "table",
 ) -> None:
     """Score an existing model, checkpoint or vectors file without training."""
     _run(model, task, suite, seed, device, output_dir, data_dir, tasks_dir, set_option, config, overwrite,
-         train=False, checkpoint=checkpoint)
+         train=False, checkpoint=checkpoint, limit=limit, fmt=fmt)
 
 
 @app.command("leaderboard")
@@ -321,7 +482,7 @@ def data_list(data_dir: DataOpt = None) -> None:
     from .data.root import data_root
 
     root = data_root(data_dir)
-    table = Table(title=f"Datasets (data root: {root})")
+    table = _table(f"Datasets (data root: {root})")
     for column in ("name", "present", "path", "license"):
         table.add_column(column)
     table.add_row("emoji", "[green]embedded[/]", "(inside the mmbench package)", "see mmbench/data/emoji/NOTICE.md")
@@ -350,7 +511,7 @@ def data_info(name: Annotated[str, typer.Argument(help="Dataset name (see `mmben
         from .data.catalog import dataset_counts
 
         counts = dataset_counts(name, data_root(data_dir))
-    table = Table(title=name)
+    table = _table(name)
     table.add_column("count")
     table.add_column("value", justify="right")
     for key, value in _flatten(counts):
@@ -374,6 +535,8 @@ def data_build(
     """Regenerate an embedded dataset from its sources (emoji: Debian fonts/CLDR + EfficientNet-Lite0)."""
     if name != "emoji":
         raise MMBenchError(f"cannot build {name!r}: only the embedded 'emoji' dataset is built locally")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from .data.emoji.build import build_emoji
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -391,31 +554,43 @@ def data_build(
 
 @data_app.command("verify")
 def data_verify(data_dir: DataOpt = None, tasks_dir: TasksDirOpt = None, task: TaskOpt = None) -> None:
-    """Check every data file named by the task cards against its sha256."""
-    from .cards import discover_cards, verify_files
+    """Check every data file named by the task cards against its sha256.
+
+    A file that is not installed is "missing" (restricted data you add yourself, e.g. COCO: exit 0); a file
+    whose sha256 differs, that cannot be read or that leaves its base directory is "corrupt" (exit 1)."""
+    from .cards import check_files, discover_cards, suggest
     from .data.root import data_root
 
     root = data_root(data_dir)
     cards, _ = discover_cards(tasks_dir or [])
-    table = Table(title=f"Data files under {root}")
-    for column in ("task", "subset", "status"):
-        table.add_column(column)
-    failures = 0
+    for name in task or []:
+        if name not in cards:
+            raise MMBenchError(suggest(name, cards, "task", "see `mmbench list tasks`"))
+    table = _table(f"Data files under {root}")
+    table.add_column("task", no_wrap=True)
+    table.add_column("subset", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    counts = {"ok": 0, "missing": 0, "corrupt": 0}
+    styles = {"ok": "green", "missing": "yellow", "corrupt": "red"}
     for name, card in sorted(cards.items()):
         if task and name not in task:
             continue
         for subset in card.subsets:
-            if not subset.files:
+            results = check_files(card, subset, root)
+            if not results:
                 continue
-            try:
-                verify_files(card, subset, root)
-                table.add_row(name, subset.name, "[green]ok[/]")
-            except MMBenchError as exc:
-                failures += 1
-                table.add_row(name, subset.name, f"[red]{escape(str(exc))}[/]")
+            for _file, status, _detail in results:
+                counts[status] += 1
+            worst = next((s for s in ("corrupt", "missing", "ok") if any(r[1] == s for r in results)))
+            details = "; ".join(detail for _file, status, detail in results if status == worst and status != "ok")
+            label = f"{worst} ({sum(r[1] == worst for r in results)}/{len(results)})" if worst != "ok" else "ok"
+            table.add_row(escape(name), escape(subset.name), f"[{styles[worst]}]{label}[/]", escape(details))
     out.print(table)
-    if failures:
-        raise typer.Exit(1)
+    out.print(f"{counts['ok']} file(s) ok, {counts['missing']} missing (not installed; optional unless you run "
+              f"those tasks), {counts['corrupt']} corrupt", soft_wrap=True)
+    if counts["corrupt"]:
+        raise typer.Exit(EXIT_FAILED)
 
 
 _added_commands: set[int] = set()
@@ -429,12 +604,32 @@ def _add_plugin_commands() -> None:
 
 
 # -- entry point ----------------------------------------------------------------------------------
+def _needs_plugin_commands(args: list[str]) -> bool:
+    """Plugin commands are added (which loads every plugin) unless a core command or --version is asked for."""
+    from .plugins import CORE_COMMANDS
+
+    words = [a for a in args if not a.startswith("-")]
+    if any(a in ("--version", "-V") for a in args) and not words:
+        return False
+    return not (words and words[0] in CORE_COMMANDS)
+
+
+def _interrupted(args: list[str]) -> int:
+    rerun = shlex.join(["mmbench", *args])
+    err.print(f"interrupted: the records written so far are kept; rerun [bold]{escape(rerun)}[/] to resume",
+              soft_wrap=True)
+    return EXIT_INTERRUPTED
+
+
 def main(argv: list[str] | None = None) -> int:
-    _add_plugin_commands()
+    args = list(argv if argv is not None else sys.argv[1:])
+    _state["argv"] = args
+    if _needs_plugin_commands(args):
+        _add_plugin_commands()
     command = typer.main.get_command(app)
     try:
         # Standalone mode: click reports its own usage errors (exit 2) and raises SystemExit.
-        command.main(args=argv if argv is not None else sys.argv[1:], prog_name="mmbench", standalone_mode=True)
+        command.main(args=args, prog_name="mmbench", standalone_mode=True)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except MMBenchError as exc:
@@ -444,8 +639,7 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"[red]Error:[/] {escape(message)}")
         return EXIT_USAGE if isinstance(exc, CardError) else EXIT_FAILED
     except KeyboardInterrupt:
-        err.print("Interrupted.")
-        return 130
+        return _interrupted(args)
     except Exception as exc:  # a bug: one line unless --debug
         if _state["debug"]:
             traceback.print_exc()

@@ -13,6 +13,7 @@ import importlib.metadata
 import math
 import os
 import platform
+import re
 import subprocess
 import time
 import traceback
@@ -51,8 +52,11 @@ class ResolvedModel:
 
 
 def resolve_model(
-    registry: Registry, spec: str, set_options: Sequence[str] = (), config_file: Path | None = None
+    registry: Registry, spec: str, set_options: Sequence[str] = (), config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> ResolvedModel:
+    """A model spec (``name``, ``variant`` or ``name:ARG``) with its config: the registered defaults, then
+    ``config_file`` (TOML), then ``overrides`` (a dict, from Python), then ``set_options`` (``key=value``)."""
     name, argument = parse_model_spec(spec)
     entry = registry.model(name)
     if entry.cls.argument and not argument:
@@ -62,21 +66,88 @@ def resolve_model(
     layers = [entry.defaults]
     if config_file is not None:
         layers.append(read_config_file(config_file))
+    if overrides:
+        layers.append(dict(overrides))
     layers.append(parse_set_options(set_options))
     config = build_config(entry.cls.Config, *layers, model_name=name)
     try:
         model = entry.cls(config, argument)
-        identity = model.identity()
     except (MMBenchError, KeyboardInterrupt):
         raise
     except BaseException as exc:  # SystemExit included: a plugin never ends the process
-        detail = f"sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
-        raise PluginError(f"model {name!r} (plugin {entry.plugin!r}) failed to initialise: {detail}".splitlines()[0]) from None
-    config_dict = config_to_dict(config)
-    config_hash = stable_hash({"model": name, "config": config_dict, "identity": identity})
-    display = name if argument is None else f"{name}:{Path(argument).name}"
+        raise PluginError(f"model {name!r} (plugin {entry.plugin!r}) failed to initialise: {_said(exc)}".splitlines()[0]) from None
+    return _resolved(registry, spec, entry, model, argument)
+
+
+def resolve_instance(registry: Registry, model: Model) -> ResolvedModel:
+    """A model the caller built in Python. An instance of a registered class under its registered name is
+    the same model as ``--model NAME`` with that config (same config hash, same records); any other class is
+    keyed by its module and class too, so it never shares records with a registered model of that name."""
+    if not isinstance(model, Model):
+        raise PluginError(f"a model must be a name, a NAME:ARG spec or an mmbench.Model instance, not {type(model).__name__}")
+    cls = type(model)
+    name = model.name or cls.__name__.lower()
+    entry = registry.models.get(name)
+    if entry is None or entry.cls is not cls:
+        entry = ModelEntry(name, cls, {}, (cls.__doc__ or "").strip().split("\n")[0],
+                           plugin=f"python:{cls.__module__}.{cls.__qualname__}")
+    return _resolved(registry, name, entry, model, model.argument_value)
+
+
+def _said(exc: BaseException) -> str:
+    return f"sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+
+
+def _resolved(registry: Registry, spec: str, entry: ModelEntry, model: Model, argument: str | None) -> ResolvedModel:
+    name = entry.name
+    try:
+        identity = model.identity()
+    except (MMBenchError, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        raise PluginError(f"model {name!r} (plugin {entry.plugin!r}) failed to initialise: {_said(exc)}".splitlines()[0]) from None
+    config_dict = config_to_dict(model.config)
+    payload = {"model": name, "config": config_dict, "identity": identity}
+    if entry.plugin.startswith("python:"):
+        payload["class"] = entry.plugin
+    config_hash = stable_hash(payload)
+    display = name if argument is None else f"{name}:{_argument_label(argument)}"
     info = registry.plugins.get(entry.plugin)
     return ResolvedModel(spec, display, entry, model, config_dict, config_hash, info.version if info else None)
+
+
+_LANGUAGE_FILE = re.compile(r"^([a-z]{2,3}(?:[_-][A-Za-z0-9]+)?)=(.+)$")  # ``en=/x/wiki.en.vec``
+
+
+def _argument_label(argument: str) -> str:
+    """What a model argument looks like in a record's model name: file names, never local paths.
+
+    ``/x/y.vec`` -> ``y.vec``; ``en=/x/wiki.en.vec,de=/y/wiki.de.vec`` -> ``en=wiki.en.vec,de=wiki.de.vec``
+    (one file per language, when every comma-separated part is ``LANG=PATH``)."""
+    matches = [_LANGUAGE_FILE.match(part.strip()) for part in argument.split(",")]
+    if all(matches):
+        return ",".join(f"{m.group(1)}={Path(m.group(2)).name}" for m in matches)
+    return Path(argument).name
+
+
+# -- the live display -------------------------------------------------------------------------------
+# The run's live display (the CLI's rich Progress), if any: work nested in a unit (the trainer's steps)
+# adds a task to it instead of starting a second live display that would fight it for the terminal.
+_DISPLAYS: list[Any] = []
+
+
+@contextlib.contextmanager
+def nested_display(progress: Any):
+    """While inside, :func:`current_display` is ``progress`` (a ``rich.progress.Progress``)."""
+    _DISPLAYS.append(progress)
+    try:
+        yield progress
+    finally:
+        _DISPLAYS.pop()
+
+
+def current_display() -> Any:
+    return _DISPLAYS[-1] if _DISPLAYS else None
 
 
 # -- provenance -----------------------------------------------------------------------------------
@@ -147,6 +218,7 @@ class Outcome:
     message: str = ""
     traceback: str | None = None
     path: Path | None = None
+    record: dict[str, Any] | None = None  # the record as written (done) or found (exists)
 
 
 @dataclass
@@ -162,6 +234,17 @@ class RunOptions:
     # Cards reached only through a suite: when their data is not installed (e.g. COCO, which no one may
     # redistribute) they are skipped with the reason; a card named with --task still fails.
     skip_missing_data: frozenset[str] = frozenset()
+    # Smoke runs: at most ``limit`` items per subset, recorded under the protocol ``<protocol>+limit=N`` so
+    # they never count as the card's protocol (leaderboards leave them out).
+    limit: int | None = None
+
+
+def limited_protocol(protocol: str, limit: int | None) -> str:
+    """The protocol a record is filed under: ``"vse++"`` or, for a ``--limit`` smoke run, ``"vse++ +limit=N"``."""
+    return protocol if limit is None else f"{protocol}{LIMIT_MARK}{limit}"
+
+
+LIMIT_MARK = "+limit="
 
 
 @dataclass
@@ -173,8 +256,10 @@ class _Unit:
     note: str = ""  # e.g. why an existing record is being recomputed
 
 
-def _key(resolved: ResolvedModel, seed: int, card: TaskCard, subset_name: str, split: str) -> RecordKey:
-    return RecordKey(resolved.display_name, resolved.config_hash, seed, card.name, subset_name, split, card.protocol)
+def _key(resolved: ResolvedModel, seed: int, card: TaskCard, subset_name: str, split: str,
+         limit: int | None = None) -> RecordKey:
+    return RecordKey(resolved.display_name, resolved.config_hash, seed, card.name, subset_name, split,
+                     limited_protocol(card.protocol, limit))
 
 
 def _absent_data(card: TaskCard, subset: Subset, options: RunOptions) -> str | None:
@@ -211,6 +296,7 @@ def run(
 
     if is_main_process():
         store.remove_stale_temp_files()
+    on_event("plan", len(models) * len(options.seeds) * sum(len(card.subsets) for card in cards))
     for resolved in models:
         seen, seen_error = _contained(resolved, resolved.model.seen_data)
         for seed in options.seeds:
@@ -260,7 +346,7 @@ def _plan(registry, resolved, seed, cards, store, options, seen, seen_error, emi
         kind = registry.task_kind(card.kind)
         missing = _missing_capabilities(resolved.model, kind)
         for subset in card.subsets:
-            key = _key(resolved, seed, card, subset.name, subset.split)
+            key = _key(resolved, seed, card, subset.name, subset.split, options.limit)
             base = Outcome(resolved.display_name, seed, card.name, subset.name, "", card.main_score)
             absent = _absent_data(card, subset, options) if card.name in options.skip_missing_data else None
             if seen_error:
@@ -272,6 +358,9 @@ def _plan(registry, resolved, seed, cards, store, options, seen, seen_error, emi
             if missing:
                 base.status, base.message = "skipped", f"model lacks capability {', '.join(missing)}"
                 emit(base)
+            elif options.limit is not None and not kind.supports_limit:
+                base.status, base.message = "skipped", f"task kind {kind.name!r} does not support --limit"
+                emit(base)
             elif leaked:
                 base.status, base.message = "skipped", f"model trained on {', '.join(leaked)}, which this task scores"
                 emit(base)
@@ -281,6 +370,7 @@ def _plan(registry, resolved, seed, cards, store, options, seen, seen_error, emi
             elif existing is not None:
                 base.status, base.path = "exists", store.path(key)
                 base.main_score, base.coverage = existing["main_score"], existing["coverage"]
+                base.record = existing
                 emit(base)
             else:
                 note = f"recomputed: the stored record was damaged ({damage})" if damage else ""
@@ -313,7 +403,7 @@ def _run_pending(resolved, seed, pending, store, options, emit, on_event, work_d
         return
     if not is_main_process():
         return  # under torchrun every rank trains; only rank 0 scores and writes records
-    eval_ctx = EvalContext(data_dir=options.data_dir, seed=seed, device=options.device)
+    eval_ctx = EvalContext(data_dir=options.data_dir, seed=seed, device=options.device, limit=options.limit)
     for unit in pending:
         on_event("start", unit)
         emit(_evaluate_unit(resolved, seed, unit, store, options, eval_ctx))
@@ -348,7 +438,7 @@ def _evaluate_unit(resolved, seed, unit: _Unit, store: ResultStore, options: Run
                      time.perf_counter() - started, data_files, options)
     outcome.path = store.write(unit.key, record)
     outcome.status, outcome.main_score, outcome.coverage = "done", record["main_score"], record["coverage"]
-    outcome.message = unit.note
+    outcome.message, outcome.record = unit.note, record
     return outcome
 
 
@@ -377,7 +467,8 @@ def _record(resolved, seed, key, card, kind, languages, score: Score, wall, data
         higher_is_better=kind.higher_is_better(card.main_score),
         scores={k: float(v) for k, v in score.scores.items()}, coverage=score.coverage, n_items=score.n_items,
         wall_time_s=wall, created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        details=score.details, provenance=provenance,
+        details={**score.details, **({"limit": options.limit} if options.limit is not None else {})},
+        provenance=provenance,
     )
 
 
@@ -387,11 +478,14 @@ def _write_aggregate(resolved, seed, card: TaskCard, kind: TaskKind, store, opti
     Rewritten when a subset record was (re)computed in this run or the stored one is damaged.
     """
     split = card.subsets[0].split
-    key = _key(resolved, seed, card, "all", split)
-    _, damage = store.inspect(key)
-    if store.exists(key) and not (options.overwrite or refresh):
+    key = _key(resolved, seed, card, "all", split, options.limit)
+    existing, damage = store.inspect(key)
+    if existing is not None and not (options.overwrite or refresh):
+        # Counted and shown like every other record found intact (a rerun reports all it found).
+        emit(Outcome(resolved.display_name, seed, card.name, "all", "exists", card.main_score,
+                     existing["main_score"], existing["coverage"], path=store.path(key), record=existing))
         return
-    records = [store.read(_key(resolved, seed, card, s.name, s.split)) for s in card.subsets]
+    records = [store.read(_key(resolved, seed, card, s.name, s.split, options.limit)) for s in card.subsets]
     if any(r is None for r in records):
         return
     names = sorted(set.intersection(*(set(r["scores"]) for r in records)))
@@ -404,10 +498,11 @@ def _write_aggregate(resolved, seed, card: TaskCard, kind: TaskKind, store, opti
         scores=scores, coverage=(sum(coverages) / len(coverages)) if coverages else None,
         n_items=sum(r["n_items"] for r in records), wall_time_s=sum(r["wall_time_s"] for r in records),
         created_at=max(r["created_at"] for r in records),
-        details={"aggregate": "mean", "subsets": [s.name for s in card.subsets]},
+        details={"aggregate": "mean", "subsets": [s.name for s in card.subsets],
+                 **({"limit": options.limit} if options.limit is not None else {})},
         provenance={**records[0]["provenance"], "data": [d for r in records for d in r["provenance"]["data"]]},
     )
     path = store.write(key, record)
     note = f"recomputed: the stored record was damaged ({damage})" if damage else ""
     emit(Outcome(resolved.display_name, seed, card.name, "all", "done", card.main_score,
-                 record["main_score"], record["coverage"], message=note, path=path))
+                 record["main_score"], record["coverage"], message=note, path=path, record=record))

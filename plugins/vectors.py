@@ -5,6 +5,12 @@ otherwise one vocabulary serves all languages. ``.gz`` files are read transparen
 their first vector (fastText dumps contain a few); files are usually sorted by frequency, so
 ``--set max_words=200000`` keeps the most frequent words, as MUSE does. A ``N D`` header line is
 optional; when present the file must hold exactly ``N`` rows of ``D`` numbers (see ``read_vectors``).
+
+One file per language, as MUSE's ``--src_emb``/``--tgt_emb`` users have them:
+``vectors:en=wiki.en.vec,de=wiki.de.vec`` (``LANG=PATH`` pairs joined by commas). Every file must have the
+same width; its words are that language's vocabulary (``max_words`` and ``lowercase`` apply per file), and a
+task in a language without a file is skipped (``Incompatible``). The model's identity is the sha256 of each
+file with its language, so the same files scored from other paths are the same model.
 """
 
 from __future__ import annotations
@@ -23,6 +29,25 @@ from mmbench.cards import file_sha256
 from mmbench.errors import DataError
 
 PREFIX = re.compile(r"^([a-z]{2,3}(?:[_-][A-Za-z0-9]+)?):(.+)$")
+LANGUAGE_FILE = re.compile(r"^([a-z]{2,3}(?:[_-][A-Za-z0-9]+)?)=(.+)$")
+
+
+def language_files(argument: str) -> dict[str, Path] | None:
+    """``"en=a.vec,de=b.vec"`` -> ``{"en": Path("a.vec"), "de": Path("b.vec")}``; a single path -> None.
+
+    Only an argument whose every comma-separated part is ``LANG=PATH`` is read per language, so a plain
+    path that happens to hold ``=`` or ``,`` still names one file."""
+    parts = argument.split(",")
+    matches = [LANGUAGE_FILE.match(part.strip()) for part in parts]
+    if not all(matches):
+        return None
+    files: dict[str, Path] = {}
+    for match in matches:
+        language, path = match.group(1), match.group(2).strip()
+        if language in files:
+            raise DataError(f"vectors:{argument}: language {language!r} is given two files")
+        files[language] = Path(path).expanduser()
+    return files
 
 
 @dataclass(frozen=True)
@@ -139,6 +164,13 @@ def read_vectors(path: Path, max_words: int | None = None) -> tuple[list[str], n
     return words, np.stack(rows)
 
 
+def _sha256(path: Path) -> str:
+    try:
+        return file_sha256(path)
+    except OSError as exc:  # FileNotFoundError is a DataError already; a directory, no permission, ...
+        raise DataError(f"{path}: cannot read vectors file ({exc.strerror or exc})") from None
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
@@ -152,9 +184,16 @@ class WordVectors(mmbench.Model):
     capabilities = frozenset({mmbench.Capability.WORDS})
 
     def identity(self):
+        files = language_files(self.argument_value)
+        if files is not None:
+            return {"sha256": {language: _sha256(path) for language, path in sorted(files.items())}}
         return {"sha256": file_sha256(Path(self.argument_value))}
 
     def prepare(self, ctx):
+        files = language_files(self.argument_value)
+        if files is not None:
+            self._prepare_per_language(files)
+            return
         words, matrix = read_vectors(Path(self.argument_value), self.config.max_words)
         prefixed = self.config.prefixed == "yes" or (
             self.config.prefixed == "auto" and all(PREFIX.match(w) for w in words)
@@ -173,7 +212,26 @@ class WordVectors(mmbench.Model):
             self._index.setdefault(language, {}).setdefault(token, row)
         self._prefixed = prefixed
 
+    def _prepare_per_language(self, files: dict[str, Path]) -> None:
+        matrices, self._index, offset, first = [], {}, 0, None
+        for language, path in files.items():
+            words, matrix = read_vectors(path, self.config.max_words)
+            if first is not None and matrix.shape[1] != first[1]:
+                raise DataError(f"{path}: {matrix.shape[1]}-d vectors for {language!r}, but {first[0]} has "
+                                f"{first[1]}-d ones; every language's file must have one width")
+            first = first or (path, matrix.shape[1])
+            table = self._index.setdefault(language, {})
+            for row, word in enumerate(words):
+                table.setdefault(word.lower() if self.config.lowercase else word, offset + row)
+            matrices.append(matrix)
+            offset += len(words)
+        self._matrix = np.concatenate(matrices)
+        self._prefixed = True
+        self._per_language = True
+
     def _table(self, language: str) -> dict[str, int]:
+        if getattr(self, "_per_language", False) and language not in self._index:
+            raise mmbench.Incompatible(f"no vectors file for language {language!r} (given: {', '.join(self._index)})")
         return self._index.get(language, {}) if self._prefixed else self._index.get("", {})
 
     def languages(self):

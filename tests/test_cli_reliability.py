@@ -68,7 +68,7 @@ def test_two_runs_on_one_output_dir_do_the_work_once(plugin_env, shared_data, tm
     marker = next((out / ".runs").rglob("prepared.txt"))
     assert marker.read_text() == "x"  # one run prepared and scored; the other waited and found the records
     outputs = " ".join(" ".join(r) for r in results)
-    assert "6 record(s) already existed" in outputs
+    assert "7 record(s) already existed" in outputs
     assert not list(out.rglob("*.tmp"))
 
 

@@ -36,7 +36,11 @@ def test_second_run_does_no_work(plugin_env, shared_data, tmp_path):
 
     second = run_cli(args, env=plugin_env)
     assert second.returncode == 0
-    assert "0 record(s) written" in second.stdout and "6 record(s) already existed" in second.stdout
+    # Aggregates count like every other record, and a rerun shows the scores it found.
+    assert "0 record(s) written" in second.stdout and "7 record(s) already existed" in second.stdout
+    found = [line.split() for line in second.stdout.splitlines() if " found" in line]
+    assert len(found) == 7 and all(row[2].startswith("spearman=") for row in found)
+    assert {row[2] for row in found} == {f"spearman={r['main_score']:.4f}" for r in before.values()}
     assert markers[0].read_text() == "x"  # the model was not even prepared
     assert records_in(tmp_path / "res") == before
 

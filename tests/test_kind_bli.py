@@ -350,3 +350,16 @@ def test_source_and_target_vocabularies_of_different_widths(tmp_path: Path) -> N
     with pytest.raises(MMBenchError, match=r"^model 'bad-vocab' returned 6-d vectors from embed_words\(en\) "
                                            r"but 3-d vectors from embed_words\(de\)$"):
         bli_module.BilingualLexiconInduction().evaluate(wider, card, subset, EvalContext(data_dir=tmp_path))
+
+
+def test_limit_scores_only_the_first_source_words(synthetic, dictionaries, shared_data: Path) -> None:
+    """--limit N: the first N distinct source words of the dictionary, each with all its translations."""
+    model = WordVectors(VectorsConfig(), str(synthetic.path))
+    model.prepare(mmbench.RunContext())
+    card = load_card(REPO / "tasks/muse-bli-nn.toml")
+    subset = next(s for s in card.subsets if s.name == "en-de")
+    score = bli_module.BilingualLexiconInduction().evaluate(model, card, subset,
+                                                            EvalContext(data_dir=shared_data, limit=7))
+    assert score.n_items == 7 and score.details["n_queries"] <= 7
+    full = bli_module.BilingualLexiconInduction().evaluate(model, card, subset, EvalContext(data_dir=shared_data))
+    assert full.n_items == 1500

@@ -379,3 +379,15 @@ def test_validate_accepts_both_sources():
     assert _problems({"source": "emoji", "similarity": "dot"}, languages=("ja", "zh"), split="val") == []
     assert _problems({"ties": "optimistic"}, split=SPLIT, languages=("fr", "cs"),
                      subset_params={"source": "multi30k"}) == []
+
+
+def test_limit_keeps_the_first_pairs(shared_data):
+    model = NamesCnnMean()
+    model.prepare(None)
+    card = load_card(EMOJI_CARD)
+    subset = next(s for s in card.subsets if s.name == "emoji-en-ar")
+    score = KIND.evaluate(model, card, subset, EvalContext(data_dir=shared_data, limit=25))
+    english, arabic, _ = emoji_pairs_reference("en", "ar")
+    expected = reference_scores(model.embed_texts(english[:25], "en"), model.embed_texts(arabic[:25], "ar"))
+    _assert_matches(score.scores, expected)
+    assert score.n_items == 25 and score.coverage == pytest.approx(25 / 365)

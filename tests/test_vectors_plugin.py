@@ -352,3 +352,54 @@ def test_a_lone_carriage_return_does_not_split_a_row(tmp_path: Path) -> None:
     path = tmp_path / "cr.vec"
     path.write_bytes(b"2 2\nca\rt 1 2\ndog 3 4\r\n")
     assert read_vectors(path)[0] == ["ca\rt", "dog"]
+
+
+# -- one file per language (vectors:en=a.vec,de=b.vec) ---------------------------------------------------
+
+
+def test_one_file_per_language(tmp_path: Path) -> None:
+    from mmbench_plugins.vectors import language_files
+
+    en = write(tmp_path / "wiki.en.vec", "2 3\ncat 1 0 0\ndog 0 1 0\n")
+    de = write(tmp_path / "wiki.de.vec", "Katze 0 0 1\nHund 0 2 0\ncat 5 5 5\n")
+    spec = f"en={en},de={de}"
+    assert language_files(spec) == {"en": en, "de": de}
+    assert language_files(str(en)) is None and language_files("weird=name.vec,x.vec") is None
+    model = model_for(spec)
+    assert model.languages() == ["de", "en"]
+    vectors, found = model.embed_words(["cat", "Katze", "dog"], "de")
+    assert found.tolist() == [True, True, False]
+    np.testing.assert_array_equal(vectors[:2], [[5, 5, 5], [0, 0, 1]])  # de's own "cat", not en's
+    vectors, found = model.embed_words(["cat", "Katze"], "en")
+    assert found.tolist() == [True, False] and vectors[0].tolist() == [1, 0, 0]
+    with pytest.raises(mmbench.Incompatible, match="no vectors file for language 'fr'"):
+        model.embed_words(["chat"], "fr")
+    # Identity: each file's sha256 with its language, whatever the paths.
+    sha = {lang: hashlib.sha256(p.read_bytes()).hexdigest() for lang, p in (("en", en), ("de", de))}
+    assert WordVectors(VectorsConfig(), spec).identity() == {"sha256": {"de": sha["de"], "en": sha["en"]}}
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    copies = {lang: write(moved / p.name, p.read_text()) for lang, p in (("en", en), ("de", de))}
+    other = WordVectors(VectorsConfig(), f"de={copies['de']},en={copies['en']}")
+    assert other.identity() == WordVectors(VectorsConfig(), spec).identity()
+
+
+def test_per_language_files_must_share_one_width_and_exist(tmp_path: Path) -> None:
+    en = write(tmp_path / "en.vec", "cat 1 0 0\n")
+    de = write(tmp_path / "de.vec", "Katze 1 0\n")
+    with pytest.raises(DataError, match="every language's file must have one width"):
+        model_for(f"en={en},de={de}")
+    with pytest.raises(DataError, match="not found"):
+        WordVectors(VectorsConfig(), f"en={en},de={tmp_path / 'absent.vec'}").identity()
+    with pytest.raises(DataError, match="two files"):
+        WordVectors(VectorsConfig(), f"en={en},en={de}").identity()
+
+
+def test_per_language_files_from_the_cli_keep_file_names_only(tmp_path: Path) -> None:
+    from mmbench.runner import resolve_model
+    from mmbench.plugins import get_registry
+
+    en = write(tmp_path / "wiki.en.vec", "cat 1 0 0\n")
+    de = write(tmp_path / "wiki.de.vec", "Katze 0 0 1\n")
+    resolved = resolve_model(get_registry(), f"vectors:en={en},de={de}")
+    assert resolved.display_name == "vectors:en=wiki.en.vec,de=wiki.de.vec"

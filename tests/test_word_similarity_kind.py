@@ -414,3 +414,27 @@ def test_short_rows_on_rg65_are_an_error_line_not_a_record(shared_data: Path, tm
     en_de = next(o for o in outcomes if o.subset == "en-de")
     assert en_de.message == "model 'test-short-rows' embed_words(en) returned 47 rows for 48 words"
     assert not list((tmp_path / "results").rglob("*.json"))
+
+
+def test_limit_scores_the_first_pairs_only(tmp_path):
+    """--limit N keeps the first N pairs of the subset's files (EvalContext.limit), so coverage and n_items
+    describe those N."""
+    data = tmp_path / "sim.txt"
+    data.write_text("cat\tdog\t8\ncar\tbus\t6\ncat\tcar\t2\nsun\tmoon\t5\n", encoding="utf-8")
+    card_path = tmp_path / "tiny.toml"
+    card_path.write_text(
+        'name = "tiny"\nkind = "word-similarity"\ndescription = "d"\nmain_score = "spearman"\n'
+        'protocol = "p"\nlicense = "l"\ncitation = "c"\nsplits = ["test"]\nbase = "card"\n'
+        '[[subsets]]\nname = "en"\nlanguages = ["en"]\nfiles = ["sim.txt"]\n', encoding="utf-8")
+    card = load_card(card_path)
+
+    class Letters:
+        name = "letters"
+
+        def embed_words(self, words, language):
+            vectors = np.array([[len(w), ord(w[0]) % 7 + 1.0] for w in words], dtype=np.float32)
+            return vectors, np.ones(len(words), dtype=bool)
+
+    limited = WordSimilarity().evaluate(Letters(), card, card.subsets[0], EvalContext(data_dir=tmp_path, limit=3))
+    full = WordSimilarity().evaluate(Letters(), card, card.subsets[0], EvalContext(data_dir=tmp_path))
+    assert limited.n_items == 3 and full.n_items == 4

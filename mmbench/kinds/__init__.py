@@ -23,6 +23,32 @@ class EvalContext:
     seed: int = 0
     device: str = "cpu"
     progress: Any = None
+    limit: int | None = None  # --limit N: score at most N items of the subset (a smoke run)
+
+    def take(self, n: int) -> int:
+        """How many of ``n`` items to score: all of them, or the first ``limit`` for a smoke run."""
+        return n if self.limit is None else min(n, self.limit)
+
+
+def limit_rows(rows: Any, ctx: EvalContext) -> Any:
+    """The first ``ctx.limit`` rows of a ``datasets.Dataset``, array or list (all of them without a limit)."""
+    n = len(rows)
+    keep = ctx.take(n)
+    if keep == n:
+        return rows
+    return rows.select(range(keep)) if hasattr(rows, "select") else rows[:keep]
+
+
+def limit_retrieval(data: Any, ctx: EvalContext) -> Any:
+    """Image-text data cut to its first ``ctx.limit`` images and their captions (one fold: a limited run
+    has too few images for COCO's 1K folds)."""
+    keep = ctx.take(data.n_images)
+    if keep == data.n_images:
+        return data
+    import dataclasses
+
+    return dataclasses.replace(data, features=data.features[:keep],
+                               captions=data.captions[:keep * data.captions_per_image], folds=1)
 
 
 @dataclass
@@ -39,6 +65,9 @@ class TaskKind:
     requires: ClassVar[frozenset[Capability]] = frozenset()
     scores: ClassVar[dict[str, bool]] = {}  # score name -> higher is better
     needs_files: ClassVar[bool] = True
+    # Whether ``evaluate`` honours ``ctx.limit`` (``--limit N``: at most N items). A kind that cannot (its
+    # protocol needs a fixed number of candidates) is skipped in a limited run, with the reason.
+    supports_limit: ClassVar[bool] = True
 
     def validate(self, card: TaskCard) -> list[str]:
         """Kind-specific checks of ``card.params`` / subsets; return problems as 'field: problem'."""

@@ -138,6 +138,9 @@ class BilingualLexiconInduction(TaskKind):
             targets += column_array(dictionary, "target").tolist()
         if not sources:
             raise DataError(f"task {card.name!r} subset {subset.name!r}: empty dictionary")
+        if ctx.limit is not None:  # the first N source words, with all their translations
+            kept = set(list(dict.fromkeys(sources))[:ctx.limit])
+            sources, targets = map(list, zip(*[(s, t) for s, t in zip(sources, targets) if s in kept]))
 
         source_rows = resolve_rows(sorted(set(sources)), {w: i for i, w in enumerate(source_words)}, params["case"])
         target_rows = resolve_rows(sorted(set(targets)), {w: i for i, w in enumerate(target_words)}, params["case"])

@@ -16,6 +16,7 @@ tell the copies apart, so with pessimistic ties neither pair reaches R@1.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from ..data import EMOJI_SPLITS
 from ..errors import DataError
 from ..hookspecs import hookimpl
 from ..models import Capability, Model
-from . import EvalContext, Score, TaskKind, check_params, check_widths, model_embeddings
+from . import EvalContext, Score, TaskKind, check_params, check_widths, limit_rows, model_embeddings
 from .retrieval_sources import emoji_names
 
 CAPTION_PARAMS: dict[str, tuple] = {
@@ -150,6 +151,8 @@ class CaptionRetrieval(TaskKind):
         params = caption_params(card, subset)
         a, b = subset.languages
         pairs = load_translation_pairs(card, subset, ctx.data_dir)
+        if ctx.limit is not None:
+            pairs = dataclasses.replace(pairs, texts_a=limit_rows(pairs.texts_a, ctx), texts_b=limit_rows(pairs.texts_b, ctx))
         n = len(pairs.texts_a)
         if n == 0:
             raise DataError(f"task {card.name!r} subset {subset.name!r}: no {a}-{b} pairs in split {subset.split!r}")

@@ -115,6 +115,7 @@ class DocumentClassification(TaskKind):
     description = "idf-weighted mean word vectors + averaged perceptron (Klementiev et al. 2012), accuracy"
     requires = frozenset({Capability.WORDS})
     scores = {"accuracy": True}
+    supports_limit = False  # the classifier trains on the whole train split: a --limit run skips it
 
     def validate(self, card: TaskCard) -> list[str]:
         problems = check_params(card.params, PARAMS)

@@ -56,6 +56,7 @@ class ImageWordMatching(TaskKind):
     name = "image-word-matching"
     description = "image<->word matching on emoji, 1 gold + 99 seeded negatives (P@1/5/10, MRR)"
     requires = frozenset({Capability.TEXT, Capability.IMAGES})
+    supports_limit = False  # 1 gold + 99 negatives per query need every item: a --limit run skips it
     scores = {
         **{f"{d}_p{k}": True for d in DIRECTIONS for k in (1, 5, 10)},
         **{f"{d}_mrr": True for d in DIRECTIONS},

@@ -16,7 +16,7 @@ from ..cards import Subset, TaskCard
 from ..errors import MMBenchError
 from ..hookspecs import hookimpl
 from ..models import Capability, Model
-from . import EvalContext, Score, TaskKind, check_params, check_widths, model_embeddings
+from . import EvalContext, Score, TaskKind, check_params, check_widths, limit_retrieval, model_embeddings
 from .retrieval_sources import (
     COMMON_PARAMS,
     EMOJI_FEATURE_SOURCE,
@@ -74,7 +74,7 @@ class Retrieval(TaskKind):
 
     def evaluate(self, model: Model, card: TaskCard, subset: Subset, ctx: EvalContext) -> Score:
         params = merged_params(card, subset)
-        data = load_retrieval_data(card, subset, ctx.data_dir)
+        data = limit_retrieval(load_retrieval_data(card, subset, ctx.data_dir), ctx)
         n_captions = len(data.captions)
         image_emb = model_embeddings(model.embed_images(data.features, source=data.feature_source), data.n_images,
                                      "images", model, ctx.device, call=f"embed_images({data.feature_source})")

@@ -101,6 +101,7 @@ class VisualBilingualLexiconInduction(TaskKind):
     description = "translate words by their emoji image sets (Bergsma & Van Durme 2011; Hartmann & Søgaard 2018)"
     requires = frozenset({Capability.IMAGE_SETS})
     scores = {name: True for name in SCORE_NAMES} | {f"{s}_{p}": True for p in POS_TAGS for s in SCORE_NAMES}
+    supports_limit = False  # every word's image set is a candidate for every query: a --limit run skips it
 
     def validate(self, card: TaskCard) -> list[str]:
         problems = check_params(card.params, PARAMS)

@@ -10,7 +10,7 @@ from ..cards import Subset, TaskCard
 from ..errors import DataError
 from ..hookspecs import hookimpl
 from ..models import Capability, Model
-from . import EvalContext, Score, TaskKind, check_params, check_widths, model_word_vectors
+from . import EvalContext, Score, TaskKind, check_params, check_widths, limit_rows, model_word_vectors
 
 PARAMS = {"oov": ("drop", "mean", "zero"), "case": ("exact", "lower", "fallback")}
 
@@ -77,6 +77,7 @@ class WordSimilarity(TaskKind):
         pairs = load_wordsim(card.data_paths(subset, ctx.data_dir), languages=tuple(languages))
         if len(pairs) == 0:
             raise DataError(f"task {card.name!r} subset {subset.name!r}: no word pairs")
+        pairs = limit_rows(pairs, ctx)
         words: dict[str, set[str]] = defaultdict(set)
         for w1, l1, w2, l2 in zip(pairs["word1"], pairs["lang1"], pairs["word2"], pairs["lang2"]):
             words[l1].add(w1)

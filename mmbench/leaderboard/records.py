@@ -18,6 +18,12 @@ ROW_KEY = ("task", "subset", "split", "protocol", "model", "config_hash", "main_
 _REQUIRED_STRINGS = ("record_id", "model", "config_hash", "task", "task_kind", "subset", "split",
                      "protocol", "main_score_name")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+LIMIT_MARK = "+limit="  # protocol suffix of `--limit N` smoke runs (mmbench.runner.limited_protocol)
+
+
+def is_smoke_run(record: dict) -> bool:
+    """A ``--limit N`` record: scored on part of the data, so never ranked beside full runs."""
+    return LIMIT_MARK in str(record.get("protocol", ""))
 
 
 # --- reading records ---------------------------------------------------------------------------------
@@ -102,6 +108,7 @@ def load_records(results_dir: Path, exclude: Path | None = None) -> tuple[list[d
     excluded = Path(exclude).resolve() if exclude is not None else None
     records: list[dict] = []
     warnings: list[str] = []
+    smoke = 0
     for path in sorted(root.rglob("*.json"), key=lambda p: p.relative_to(root).as_posix()):
         relative = path.relative_to(root)
         if any(part.startswith(".") for part in relative.parts) or path.name.endswith(".tmp"):
@@ -112,8 +119,12 @@ def load_records(results_dir: Path, exclude: Path | None = None) -> tuple[list[d
         problem = problem or record_problem(data)
         if problem:
             warnings.append(f"skipped {relative.as_posix()}: {problem}")
+        elif is_smoke_run(data):
+            smoke += 1
         else:
             records.append(data)
+    if smoke:
+        warnings.append(f"left out {smoke} record(s) of --limit smoke runs (partial data: never ranked)")
     return records, warnings
 
 

@@ -203,7 +203,8 @@ class Trainer:
         start_step = self.step
         if not existing:
             self._track(0, started, every_metric=True, notes=True)  # the untrained model
-        progress = Progress(self.total_steps, self.step, enabled=config.progress and is_main_process())
+        progress = Progress(self.total_steps, self.step, enabled=config.progress and is_main_process(),
+                            steps_per_epoch=self.batches.steps_per_epoch)
         pending = LossTracker([o.name for o in self.objectives], self.device)
         losses: dict[str, float] = {}
         autocast = (torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype is not None

@@ -113,13 +113,49 @@ class TensorBoardLog:
         self._writer.close()
 
 
-class Progress:
-    """A rich progress bar with steps/s, the latest losses and the ETA; a no-op when disabled."""
+def nested_display(progress: Any):
+    """While inside, trainers report their steps as a task of ``progress`` (see :func:`mmbench.runner.nested_display`)."""
+    from mmbench.runner import nested_display as nest
 
-    def __init__(self, total: int, start: int, enabled: bool) -> None:
+    return nest(progress)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class Progress:
+    """Training progress: steps/s, the latest losses and the ETA; a no-op when disabled.
+
+    Inside :func:`nested_display` the steps are one task of that display (no second live display); alone,
+    a rich progress bar of its own. Once the first steps have been timed (``ESTIMATE_AFTER_S`` or
+    ``ESTIMATE_AFTER_STEPS``, whichever comes first) it prints one line: steps, epochs and the time the
+    whole run should take."""
+
+    ESTIMATE_AFTER_S = 3.0
+    ESTIMATE_AFTER_STEPS = 50
+
+    def __init__(self, total: int, start: int, enabled: bool, *, steps_per_epoch: int | None = None,
+                 label: str = "train") -> None:
         self._bar = None
+        self._own = False
         self._started = time.perf_counter()
+        self._total, self._start_step, self._steps_per_epoch = total, start, steps_per_epoch
+        self._estimated = not enabled or total <= start
+        self._losses = ""
+        self.estimate_line: str | None = None
         if not enabled:
+            return
+        from mmbench.runner import current_display
+
+        display = current_display()
+        if display is not None:
+            self._bar = display
+            self._task = self._bar.add_task(f"  └ {label}", total=total, completed=start, info="")
             return
         from rich.progress import (
             BarColumn,
@@ -129,21 +165,46 @@ class Progress:
         )
         from rich.progress import Progress as RichProgress
 
-        self._bar = RichProgress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[rate]} steps/s"), TextColumn("{task.fields[info]}"),
-                                 TimeRemainingColumn(), transient=False)
-        self._task = self._bar.add_task("train", total=total, completed=start, rate="-", info="")
-        self._start_step = start
+        self._own = True
+        self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
+        self._task = self._bar.add_task(label, total=total, completed=start, info="")
         self._bar.start()
+
+    def _epochs(self) -> str:
+        if not self._steps_per_epoch:
+            return ""
+        epochs = self._total / self._steps_per_epoch
+        return f", {epochs:.3g} epoch{'s' if epochs != 1 else ''} of {self._steps_per_epoch} steps"
+
+    def _estimate(self, step: int, elapsed: float) -> None:
+        done = step - self._start_step
+        if self._estimated or done < 1 or (elapsed < self.ESTIMATE_AFTER_S and done < self.ESTIMATE_AFTER_STEPS):
+            return
+        self._estimated = True
+        rate = done / elapsed
+        remaining = (self._total - step) / rate
+        resumed = f" (resumed at step {self._start_step})" if self._start_step else ""
+        self.estimate_line = (f"training: {self._total} steps{self._epochs()}{resumed}; about "
+                              f"{_duration(remaining)} left at {rate:.1f} steps/s")
+        if self._bar is not None:
+            self._bar.console.print(self.estimate_line)
 
     def update(self, step: int, info: str | None = None) -> None:
         if self._bar is None:
             return
         elapsed = time.perf_counter() - self._started
-        rate = f"{(step - self._start_step) / elapsed:.1f}" if elapsed > 0 else "-"
-        fields = {"rate": rate} if info is None else {"rate": rate, "info": info}
-        self._bar.update(self._task, completed=step, **fields)
+        self._estimate(step, elapsed)
+        if info is not None:
+            self._losses = info
+        rate = f"{(step - self._start_step) / elapsed:.1f} steps/s" if elapsed > 0 else ""
+        self._bar.update(self._task, completed=step, info=f"{rate}  {self._losses}".strip())
 
     def close(self) -> None:
-        if self._bar is not None:
+        if self._bar is None:
+            return
+        if self._own:
             self._bar.stop()
+        else:
+            self._bar.remove_task(self._task)
+        self._bar = None

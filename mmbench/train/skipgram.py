@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
 
 from mmbench.errors import ConfigError, DataError
 from mmbench.text import tokenize
@@ -295,6 +294,8 @@ def fit_mapping(vectors: np.ndarray, pivot_vectors: np.ndarray, pairs: list[tupl
                 config: SkipgramConfig) -> tuple[np.ndarray, dict[str, Any]]:
     """``W`` mapping ``vectors`` rows into the pivot space: Procrustes on the pairs (row in ``vectors``,
     row in ``pivot_vectors``), then RCSLS when ``config.align == "rcsls"``; and a summary for the log."""
+    import torch  # here, not at module level: registering the plugin must not import torch (start-up)
+
     from mmbench.train.alignment import procrustes, rcsls_mapping_loss, refine_rcsls
 
     if not pairs:

@@ -35,3 +35,30 @@ def test_trainer_tensorboard_is_optional(tmp_path, monkeypatch):
     pytest.importorskip("tensorboard")
     Trainer(TwoTower(), two_objectives(), make_pairs(), config, run_dir=tmp_path / "present").fit()
     assert list((tmp_path / "present" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_trainer_steps_nest_in_the_runs_display_and_estimate_the_time(tmp_path):
+    """Inside the CLI's live display the trainer adds one task to it (no second display), prints one line
+    with steps, epochs and the time left, and removes its task when done."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TextColumn
+
+    from mmbench.train.monitor import Progress, nested_display
+
+    console = Console(file=io.StringIO(), width=80, force_terminal=False)
+    display = RichProgress(TextColumn("{task.description}"), TextColumn("{task.fields[info]}"), console=console)
+    harness = display.add_task("scoring", total=3, info="")
+    with display, nested_display(display):
+        progress = Progress(1150, 0, enabled=True, steps_per_epoch=230)
+        progress.ESTIMATE_AFTER_STEPS = 2
+        assert len(display.tasks) == 2  # nested in the harness's display
+        progress.update(1)
+        progress.update(2, "nce 0.5000")
+        assert "nce 0.5000" in display.tasks[1].fields["info"]
+        progress.close()
+        assert [t.id for t in display.tasks] == [harness]
+    assert progress.estimate_line.startswith("training: 1150 steps, 5 epochs of 230 steps; about ")
+    assert progress.estimate_line in console.file.getvalue()
