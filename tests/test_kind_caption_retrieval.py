@@ -391,3 +391,27 @@ def test_limit_keeps_the_first_pairs(shared_data):
     expected = reference_scores(model.embed_texts(english[:25], "en"), model.embed_texts(arabic[:25], "ar"))
     _assert_matches(score.scores, expected)
     assert score.n_items == 25 and score.coverage == pytest.approx(25 / 365)
+
+
+def test_caption_xling_mini_pairs_are_the_task1_translations_of_the_mini_test_images(shared_data):
+    """The multi30k-mini source, read independently: the raw task-1 lines of the 200 test photos."""
+    import gzip
+
+    from mmbench.cards import discover_cards
+    from mmbench.data.multi30k_mini import multi30k_mini_split_ids
+    from mmbench.kinds.caption_retrieval import load_translation_pairs
+
+    card = discover_cards()[0]["caption-xling-mini"]
+    assert card.subsets[0].evaluates_on == ("multi30k-mini-v1:test",)
+    base = shared_data / "multi30k/task1"
+    images = (base / "image_splits/test_2016_flickr.txt").read_text().split()
+    test_images = multi30k_mini_split_ids(shared_data)["test"]
+    assert len(test_images) == 200
+    for subset in card.subsets:
+        a, b = subset.languages
+        lines = {lang: gzip.open(base / f"raw/test_2016_flickr.{lang}.gz", "rt", encoding="utf-8").read().splitlines()
+                 for lang in (a, b)}
+        rows = [images.index(name) for name in test_images]
+        pairs = load_translation_pairs(card, subset, shared_data)
+        assert pairs.texts_a == [lines[a][r].strip() for r in rows]
+        assert pairs.texts_b == [lines[b][r].strip() for r in rows]

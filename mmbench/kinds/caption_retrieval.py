@@ -4,6 +4,8 @@ A subset's ``languages`` are ``[A, B]``; the card (or subset) param ``source`` s
 
 * ``multi30k`` — Multi30k task 1, whose captions are translations aligned line by line: the subset's
   ``split`` (e.g. ``test_2016_flickr``, 1000 pairs) in two of en, de, fr, cs.
+* ``multi30k-mini`` — the task-1 translations of mmbench's own multi30k-mini-v1 split (700/100/200
+  test_2016 photos; not the official protocol), for models trained on its train photos.
 * ``emoji`` — the CLDR names of the ``split`` concepts of the packaged emoji data in A and in B; only
   concepts named in both languages take part (coverage = named in both / concepts in the split).
 
@@ -31,7 +33,7 @@ from . import EvalContext, Score, TaskKind, check_params, check_widths, limit_ro
 from .retrieval_sources import emoji_names
 
 CAPTION_PARAMS: dict[str, tuple] = {
-    "source": ("multi30k", "emoji"),
+    "source": ("multi30k", "multi30k-mini", "emoji"),
     "ties": ("pessimistic", "optimistic"),
     "similarity": ("cosine", "dot"),
 }
@@ -75,6 +77,29 @@ def _load_multi30k(subset: Subset, data_dir: Path) -> TranslationPairs:
     return TranslationPairs(texts_a, texts_b, len(rows), {"data": "multi30k", "multi30k_task": 1})
 
 
+# -- multi30k-mini (mmbench's own 700/100/200 split of the test_2016 photos; task-1 translations) ------
+def _check_multi30k_mini(subset: Subset) -> list[str]:
+    from .retrieval_sources import TASK1_LANGUAGES
+
+    where = f"subsets.{subset.name}"
+    problems = [f"{where}.languages: multi30k-mini has {', '.join(TASK1_LANGUAGES)}, not {lang!r}"
+                for lang in subset.languages if lang not in TASK1_LANGUAGES]
+    if subset.split not in ("train", "val", "test"):
+        problems.append(f"{where}.split: multi30k-mini splits are train, val, test, not {subset.split!r}")
+    return problems
+
+
+def _load_multi30k_mini(subset: Subset, data_dir: Path) -> TranslationPairs:
+    from ..data.io import column_array
+    from ..data.multi30k_mini import load_multi30k_mini
+
+    a, b = subset.languages
+    rows = load_multi30k_mini(data_dir)[subset.split]
+    texts_a = column_array(rows, f"caption_{a}").tolist()
+    texts_b = column_array(rows, f"caption_{b}").tolist()
+    return TranslationPairs(texts_a, texts_b, len(rows), {"data": "multi30k-mini-v1", "multi30k_task": 1})
+
+
 # -- emoji ------------------------------------------------------------------------------------------
 def _check_emoji(subset: Subset) -> list[str]:
     if subset.split not in EMOJI_SPLITS:
@@ -108,7 +133,11 @@ class Source:
     load: Callable[[Subset, Path], TranslationPairs]
 
 
-SOURCES = {"multi30k": Source(_check_multi30k, _load_multi30k), "emoji": Source(_check_emoji, _load_emoji)}
+SOURCES = {
+    "multi30k": Source(_check_multi30k, _load_multi30k),
+    "multi30k-mini": Source(_check_multi30k_mini, _load_multi30k_mini),
+    "emoji": Source(_check_emoji, _load_emoji),
+}
 
 
 def load_translation_pairs(card: TaskCard, subset: Subset, data_dir: Path) -> TranslationPairs:
