@@ -317,7 +317,7 @@ def neighbour_changes(features: np.ndarray, rows: list[int], rebuilt: np.ndarray
         nearest_before, nearest_after = np.argsort(-before)[:k], np.argsort(-after)[:k]
         ordered = np.sort(before)[::-1]
         others = np.arange(len(unit)) != row
-        near_tie = ordered[k - 1] - ordered[k] <= 2 * np.abs(after - before)[others].max()
+        near_tie = ordered[k - 1] - ordered[k] <= 2 * np.abs(after[others] - before[others]).max()
         if set(nearest_before) != set(nearest_after) and not near_tie:
             changed.append(f"row {row}: {sorted(nearest_before)} -> {sorted(nearest_after)}")
     return changed
