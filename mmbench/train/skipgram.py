@@ -48,6 +48,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mmbench.cards import file_sha256
 from mmbench.errors import ConfigError, DataError
 from mmbench.text import tokenize
 
@@ -463,14 +464,6 @@ class AlignedVectors:
 
 # -- train or load ----------------------------------------------------------------------------------
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _inputs(config: SkipgramConfig, data_dir: Path | None) -> dict[str, dict[str, Path]]:
     """Every file the vectors depend on, by language: Multi30k captions, user corpora, dictionaries."""
     from mmbench.data.multi30k import HOW_TO_GET as MULTI30K_HOW
@@ -536,7 +529,7 @@ def aligned_skipgram_vectors(config: SkipgramConfig | None = None, data_dir: Pat
     """
     config = config or SkipgramConfig()
     inputs = _inputs(config, data_dir)
-    fingerprints = {lang: {name: _sha256(path) for name, path in files.items()} for lang, files in inputs.items()}
+    fingerprints = {lang: {name: file_sha256(path) for name, path in files.items()} for lang, files in inputs.items()}
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = root / f"skipgram-{cache_key(config, seed, fingerprints)}"
     if (target / STATE_FILE).is_file():
