@@ -7,6 +7,7 @@ model can wrap anything (a vectors file, a torch module, an external library).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 from dataclasses import dataclass, field
@@ -126,6 +127,26 @@ class Model:
         raise Incompatible(f"model {self.name!r} does not score image sets")
 
 
+def added_field(default: Any) -> Any:
+    """A config field added after models with this config have published results.
+
+    It enters :func:`config_to_dict` (and so the model's config hash and its records' identity) only when
+    it differs from ``default``: adding it leaves every existing model's hash, and its stored records,
+    as they were.
+    """
+    return field(default=default, metadata={"omit_default": True})
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """A JSON-friendly dict of a config dataclass (tuples become lists)."""
-    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {}
+    """A JSON-friendly dict of a config dataclass (nested dataclasses as dicts); :func:`added_field`
+    fields at their default are left out."""
+    if not dataclasses.is_dataclass(config):
+        return {}
+    out: dict[str, Any] = {}
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if item.metadata.get("omit_default") and value == item.default:
+            continue
+        out[item.name] = (config_to_dict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type)
+                          else copy.deepcopy(value))
+    return out

@@ -390,3 +390,37 @@ class _PluginConfig:
 def test_real_train_config_nests():
     config = build_config(_PluginConfig, {"train.lr": "0.01", "train.optimizer": "sgd"})
     assert config.train.batch_size == 1000 and config.train.lr == 0.01 and config.train.optimizer == "sgd"
+
+
+def test_an_added_field_at_its_default_leaves_the_config_hash_unchanged():
+    """A field added to a released config must not orphan the records stored under the old hash."""
+    import dataclasses
+
+    from mmbench.config import stable_hash
+    from mmbench.models import added_field, config_to_dict
+
+    @dataclasses.dataclass(frozen=True)
+    class Inner:
+        lr: float = 0.1
+
+    @dataclasses.dataclass(frozen=True)
+    class Old:
+        dim: int = 4
+        inner: Inner = dataclasses.field(default_factory=Inner)
+
+    @dataclasses.dataclass(frozen=True)
+    class InnerNew:
+        lr: float = 0.1
+        milestones: tuple[int, ...] = added_field(())
+
+    @dataclasses.dataclass(frozen=True)
+    class New:
+        dim: int = 4
+        inner: InnerNew = dataclasses.field(default_factory=InnerNew)
+        gamma: float = added_field(0.5)
+
+    assert stable_hash(config_to_dict(New())) == stable_hash(config_to_dict(Old()))
+    assert config_to_dict(New()) == dataclasses.asdict(Old())
+    changed = config_to_dict(New(gamma=0.25, inner=InnerNew(milestones=(10,))))
+    assert changed["gamma"] == 0.25 and changed["inner"]["milestones"] == (10,)
+    assert stable_hash(changed) != stable_hash(config_to_dict(Old()))
