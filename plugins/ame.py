@@ -32,8 +32,6 @@ paper's settings, for a GPU). Defaults are sized for 2 CPU cores on multi30k-min
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,11 +40,11 @@ from typing import Any, Literal
 import numpy as np
 
 import mmbench
-from mmbench.errors import ConfigError, MMBenchError
+from mmbench.errors import ConfigError
 from mmbench.text import tokenize
 from mmbench.train.captions import SEEN_DATA, CaptionVocabulary, lexicon_seen_data
 from mmbench.train.config import TrainConfig
-from mmbench.train.errors import CheckpointError
+from mmbench.train.lifecycle import TrainedModel, TrainingRun
 
 STATE_FILE = "ame.json"
 STATE_FORMAT, STATE_VERSION = "mmbench-ame", 1
@@ -118,13 +116,15 @@ def alignment_loss(net: Any, lexicons: list[tuple[int, int, Any, Any, Any, Any]]
     return net.align_step.scaled(sum(losses) / len(losses))
 
 
-class AME(mmbench.Model):
+class AME(TrainedModel):
     """A GRU caption encoder over aligned multilingual word vectors, ranked against images."""
 
     name = "ame"
     Config = AMEConfig
     capabilities = frozenset({mmbench.Capability.TEXT, mmbench.Capability.IMAGES, mmbench.Capability.WORDS,
                               mmbench.Capability.TRAINABLE})
+    state_format, state_version, state_file = STATE_FORMAT, STATE_VERSION, STATE_FILE
+    load_checks = ("dim", "hidden", "image_encoder")
 
     def __init__(self, config: Any = None, argument: str | None = None):
         super().__init__(config, argument)
@@ -142,41 +142,35 @@ class AME(mmbench.Model):
             seen |= _skipgram_config(config).seen_data()
         return frozenset(seen)
 
-    # -- train or load ------------------------------------------------------------------------------
-    def prepare(self, ctx: mmbench.RunContext) -> None:
-        import torch
-
-        from mmbench.train import Objective, Trainer, Validator, seed_everything
-        from mmbench.train.captions import PaddedCaptions, caption_image_pairs
-        from mmbench.train.checkpoint import load_model_weights, load_named, write_json_atomic
-        from mmbench.train.distributed import is_main_process
+    # -- train or load (the lifecycle is mmbench.train.lifecycle's) ---------------------------------
+    def training_data(self, ctx: mmbench.RunContext) -> tuple[dict[str, Any], Any]:
+        from mmbench.train.captions import caption_image_pairs
 
         config = self.config
-        self._device = torch.device(ctx.device)
-        if not ctx.train or ctx.checkpoint is not None:
-            self._load(Path(ctx.checkpoint) if ctx.checkpoint is not None else ctx.work_dir)
-            return
-        run_dir = ctx.work_dir / "train"
         cooc = config.image_encoder == "cooc"
         pairs = caption_image_pairs(config.train_data, "train", config.languages, data_dir=ctx.data_dir,
                                     tokenize=tokenize, features=not cooc)
         if config.shuffle_pairs:
             pairs = pairs.shuffled(ctx.seed)
         vocab = CaptionVocabulary.build(pairs.languages, pairs.tokens, min_count=config.min_count)
-        state = {"format": STATE_FORMAT, "version": STATE_VERSION, "dim": config.dim, "hidden": config.hidden,
-                 "image_encoder": config.image_encoder, "feature_source": pairs.feature_source,
-                 "feature_dim": int(pairs.features.shape[1]), "n_images": len(pairs.image_ids),
-                 "n_captions": len(pairs), "shuffled_pairs": config.shuffle_pairs, "vocabulary": vocab.to_json()}
-        state_path = run_dir / STATE_FILE
-        if state_path.exists() and _read_state(state_path) != state:
-            raise CheckpointError(f"{state_path}: saved for other training data or vocabulary; delete {run_dir} "
-                                  f"to train afresh")
-        if is_main_process():
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(state_path, state)
-        train_config = dataclasses.replace(config.train, seed=ctx.seed, device=ctx.device)
-        seed_everything(train_config.seed)
-        net = build_net(state)
+        state = {"dim": config.dim, "hidden": config.hidden, "image_encoder": config.image_encoder,
+                 "feature_source": pairs.feature_source, "feature_dim": int(pairs.features.shape[1]),
+                 "n_images": len(pairs.image_ids), "n_captions": len(pairs), "shuffled_pairs": config.shuffle_pairs,
+                 "vocabulary": vocab.to_json()}
+        return state, (pairs, vocab)
+
+    def build_net(self, state: dict[str, Any], *, training: bool = False) -> Any:
+        return build_net(state)
+
+    def fit(self, net: Any, data: Any, run: TrainingRun) -> None:
+        import torch
+
+        from mmbench.train import Objective, Trainer, Validator
+        from mmbench.train.captions import PaddedCaptions
+
+        config, ctx = self.config, run.ctx
+        pairs, vocab = data
+        cooc = config.image_encoder == "cooc"
         lexicons = {lang: _lexicon(ctx.data_dir, lang, vocab, config) for lang in vocab.languages
                     if lang != PIVOT and PIVOT in vocab.languages and (config.aligned or config.init != "random")}
         _initialise(net, vocab, config, lexicons, ctx)
@@ -192,23 +186,8 @@ class AME(mmbench.Model):
         # have requires_grad=False and move only by the RCSLS step); the word table not by the alignment.
         objectives = [Objective("ranking", lambda module, batch: ranking_loss(module, batch, config),
                                 params=lambda name: name != "text.mappings")]
-        align_pairs = []
         if config.aligned:
-            for lang, lexicon in lexicons.items():
-                if lexicon:
-                    src_pool = torch.tensor(vocab.language_rows(PIVOT))
-                    tgt_pool = torch.tensor(vocab.language_rows(lang))
-                    src_at = {w: i for i, w in enumerate(vocab.words[PIVOT])}
-                    tgt_at = {w: i for i, w in enumerate(vocab.words[lang])}
-                    align_pairs.append((position[PIVOT], position[lang], src_pool, tgt_pool,
-                                        torch.tensor([src_at[s] for s, _ in lexicon]),
-                                        torch.tensor([tgt_at[t] for _, t in lexicon])))
-            if not align_pairs:
-                raise ConfigError("ame: no MUSE word pair of the training lexicon is in the caption vocabulary; "
-                                  "train without the alignment loss (ame-noalign) or lower min_count")
-            device = torch.device(train_config.device if train_config.device != "auto" else
-                                  ("cuda" if torch.cuda.is_available() else "cpu"))
-            align_pairs = [tuple(x.to(device) if isinstance(x, torch.Tensor) else x for x in p) for p in align_pairs]
+            align_pairs = _alignment_pairs(vocab, lexicons, run.config.device)
             objectives.append(Objective("align", lambda module, batch: alignment_loss(module, align_pairs,
                                                                                       config.align_k),
                                         params=lambda name: name == "text.mappings", every=config.align_every,
@@ -220,36 +199,11 @@ class AME(mmbench.Model):
 
             tracked.append(TrackedMetric("align_lr_factor", lambda module: float(module.align_step.factor),
                                          every=config.track_every))
-        Trainer(net, objectives, (torch.arange(len(pairs)),), train_config, collate=collate, run_dir=run_dir,
+        Trainer(net, objectives, (torch.arange(len(pairs)),), run.config, collate=collate, run_dir=run.dir,
                 validator=validator, tracked=tracked).fit(resume=True)
-        best = load_named(run_dir / "checkpoints", "best") if validator is not None else None
-        if best is not None:  # also when fit() found the run finished and restored only its last step
-            load_model_weights(net, best)
-        self._ready(net.to(self._device), vocab, state)
 
-    def _load(self, path: Path) -> None:
-        from mmbench.train.checkpoint import load_checkpoint, load_model_weights, load_named
-
-        candidates = [path / "train" / "checkpoints", path / "checkpoints", path]
-        directory = next((c for c in candidates if (c / "latest.json").is_file()), None)
-        if directory is not None:
-            checkpoint = load_named(directory, "best") or load_named(directory, "latest")
-        elif (path / "state.json").is_file():
-            directory, checkpoint = path.parent, load_checkpoint(path)
-        else:
-            raise MMBenchError(f"ame: no trained checkpoint in {path}: train it first with `mmbench run` "
-                               f"(same --set options and seed) or pass --checkpoint")
-        state = _read_state(directory.parent / STATE_FILE)
-        wanted = {k: getattr(self.config, k) for k in ("dim", "hidden", "image_encoder")}
-        if {k: state.get(k) for k in wanted} != wanted:
-            raise CheckpointError(f"{directory.parent / STATE_FILE}: trained with "
-                                  f"{ {k: state.get(k) for k in wanted} }, the config asks for {wanted}")
-        net = build_net(state)
-        load_model_weights(net, checkpoint)
-        self._ready(net.to(self._device), CaptionVocabulary.from_json(state["vocabulary"]), state)
-
-    def _ready(self, net: Any, vocab: CaptionVocabulary, state: dict[str, Any]) -> None:
-        self.net, self.vocab, self.state = net.eval(), vocab, state
+    def ready(self) -> None:
+        self.vocab = CaptionVocabulary.from_json(self.state["vocabulary"])
 
     # -- embeddings ---------------------------------------------------------------------------------
     def languages(self) -> list[str]:
@@ -274,7 +228,7 @@ class AME(mmbench.Model):
         out = np.zeros((len(words), self.state["dim"]), dtype=np.float32)
         if found.any():
             with torch.inference_mode():
-                index = torch.tensor([r for r in rows if r is not None], device=self._device)
+                index = torch.tensor([r for r in rows if r is not None], device=self.device)
                 out[found] = self.net.text.mapped_words(index, position).float().cpu().numpy()
         return out, found
 
@@ -286,21 +240,7 @@ class AME(mmbench.Model):
             return np.zeros((0, self.state["hidden"]), dtype=np.float32)
         collate = PaddedCaptions([self.vocab.rows(language, tokenize(t)) or self.vocab.rows(language, ["<unk>"])
                                   for t in texts], [position] * len(texts), None, np.zeros(len(texts)))
-        return _encode_captions(self.net, collate, self._device).numpy()
-
-    def embed_images(self, features: np.ndarray, *, source: str) -> np.ndarray:
-        import torch
-
-        from mmbench.train import encode
-
-        if self.state["image_encoder"] == "cooc":
-            raise mmbench.Incompatible("ame-cooc knows only its training images, not image features")
-        if source != self.state["feature_source"]:
-            raise mmbench.Incompatible(f"ame was trained on {self.state['feature_source']} features, not {source}")
-        inputs = torch.from_numpy(np.array(features, dtype=np.float32))
-        if len(inputs) == 0:
-            return np.zeros((0, self.state["hidden"]), dtype=np.float32)
-        return encode(self.net.image, inputs, 4096, self._device).float().numpy()
+        return _encode_captions(self.net, collate, self.device).numpy()
 
 
 # -- pieces ---------------------------------------------------------------------------------------------
@@ -342,6 +282,27 @@ def _lexicon(data_dir: Path, lang: str, vocab: CaptionVocabulary, config: AMECon
     from mmbench.train.captions import training_lexicon
 
     return training_lexicon(Path(data_dir), PIVOT, lang, vocab, split=config.lexicon)[0]
+
+
+def _alignment_pairs(vocab: CaptionVocabulary, lexicons: dict[str, list[tuple[str, str]]], device: str) -> list[Any]:
+    """Per language pair: (pivot position, language position, pivot rows, language rows, lexicon source
+    and target indices into those rows), on the training device."""
+    import torch
+
+    position = {lang: i for i, lang in enumerate(vocab.languages)}
+    pairs = []
+    for lang, lexicon in lexicons.items():
+        if lexicon:
+            src_at = {w: i for i, w in enumerate(vocab.words[PIVOT])}
+            tgt_at = {w: i for i, w in enumerate(vocab.words[lang])}
+            pairs.append((position[PIVOT], position[lang], torch.tensor(vocab.language_rows(PIVOT)),
+                          torch.tensor(vocab.language_rows(lang)), torch.tensor([src_at[s] for s, _ in lexicon]),
+                          torch.tensor([tgt_at[t] for _, t in lexicon])))
+    if not pairs:
+        raise ConfigError("ame: no MUSE word pair of the training lexicon is in the caption vocabulary; "
+                          "train without the alignment loss (ame-noalign) or lower min_count")
+    device = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    return [tuple(x.to(device) if isinstance(x, torch.Tensor) else x for x in p) for p in pairs]
 
 
 def _initialise(net: Any, vocab: CaptionVocabulary, config: AMEConfig, lexicons: dict[str, list[tuple[str, str]]],
@@ -455,16 +416,6 @@ def _alignment_trackers(vocab: CaptionVocabulary, config: AMEConfig, data_dir: P
                                       note=f"MUSE {path.name}: {len(queries)} of {n_sources} source words in the "
                                            f"vocabulary (the others count as misses); cosine top-1"))
     return trackers
-
-
-def _read_state(path: Path) -> dict[str, Any]:
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: unreadable ame state ({exc})") from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
-        raise CheckpointError(f"{path}: not an ame state file (version {STATE_VERSION})")
-    return state
 
 
 # The paper's settings (batch 128, Adam 1.1e-4 / 10 at epoch 15 of 30, clip 2, validation every 500 steps).

@@ -36,22 +36,19 @@ Training writes ``<work_dir>/train/``: the trainer's checkpoints (safetensors we
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 import mmbench
-from mmbench.errors import ConfigError, DataError, MMBenchError
+from mmbench.errors import ConfigError
 from mmbench.text import tokenize
 from mmbench.train.config import TrainConfig
-from mmbench.train.errors import CheckpointError
+from mmbench.train.lifecycle import TrainedModel, TrainingRun
 from mmbench_plugins.imagevec_data import SEEN_DATA, SOURCES, TrainingPairs, build_pairs
 
 if TYPE_CHECKING:
@@ -166,7 +163,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class ImageVec(mmbench.Model):
+class ImageVec(TrainedModel):
     """Bag-of-words query embeddings trained to pick their image in a batch (Singhal et al. 2019)."""
 
     name = "imagevec"
@@ -179,24 +176,16 @@ class ImageVec(mmbench.Model):
         if self.config.image_encoder == "cooc":  # set through --set on a features variant
             self.capabilities = self.capabilities - {mmbench.Capability.IMAGES}
 
+    state_format, state_version, state_file = STATE_FORMAT, STATE_VERSION, STATE_FILE
+    load_checks = ("dim", "hidden", "image_encoder")
+    _training_on_cpu = False
+
     def seen_data(self) -> frozenset[str]:
         return SEEN_DATA.get(self.config.train_data, frozenset())
 
-    # -- preparing ----------------------------------------------------------------------------------
-    def prepare(self, ctx: mmbench.RunContext) -> None:
-        import torch
-
-        from mmbench.train import Objective, Trainer, seed_everything
-        from mmbench.train.checkpoint import write_json_atomic
-        from mmbench.train.distributed import env_world_size, is_main_process
-        from mmbench_plugins.imagevec_net import PairCollate, alignment_tracker, ranking_loss
-
+    # -- train or load (the lifecycle is mmbench.train.lifecycle's) ---------------------------------
+    def training_data(self, ctx: mmbench.RunContext) -> tuple[dict[str, Any], Any]:
         config = self.config
-        self._device = torch.device(ctx.device)
-        if not ctx.train or ctx.checkpoint is not None:
-            self._load(Path(ctx.checkpoint) if ctx.checkpoint is not None else ctx.work_dir)
-            return
-        run_dir = ctx.work_dir / "train"
         pairs = build_pairs(config.train_data, config.languages, min_image_languages=config.min_image_languages,
                             tokenize=tokenize, data_dir=ctx.data_dir)
         if config.image_encoder == "features" and pairs.image_features.shape[1] == 0:
@@ -204,19 +193,34 @@ class ImageVec(mmbench.Model):
                               f"train a co-occurrence model on it (image_encoder=cooc, e.g. imagevec-m30k-cooc)")
         vocabulary = Vocabulary.build(pairs, min_count=config.min_count, tagged=config.language_tags,
                                       buckets=config.oov_buckets)
-        tracked = [alignment_tracker(vocabulary, pair, every=config.track_every, data_dir=ctx.data_dir)
+        state = {"dim": config.dim, "hidden": config.hidden, "image_encoder": config.image_encoder,
+                 "feature_source": pairs.feature_source, "feature_dim": int(pairs.image_features.shape[1]),
+                 "n_images": len(pairs.image_ids), "n_pairs": len(pairs), "vocabulary": vocabulary.to_json()}
+        return state, (pairs, vocabulary)
+
+    def build_net(self, state: dict[str, Any], *, training: bool = False) -> ImageVecNet:
+        """``training``: on one CPU process the word gradient is a reused buffer whose touched rows are
+        zeroed (bit-identical to zeroing it all, 0.86x the step time: docs/performance.md)."""
+        from mmbench.train.distributed import env_world_size
+        from mmbench_plugins.imagevec_net import ImageVecNet
+
+        vocabulary = state["vocabulary"]
+        cooc = state["image_encoder"] == "cooc"
+        reuse = training and self._training_on_cpu and env_world_size() == 1
+        return ImageVecNet(len(vocabulary["keys"]) + vocabulary["buckets"], state["dim"], state["hidden"],
+                           feature_dim=state["feature_dim"], n_free_images=state["n_images"] if cooc else 0,
+                           init_std=self.config.init_std, reuse_word_grad=reuse)
+
+    def fit(self, net: ImageVecNet, data: Any, run: TrainingRun) -> None:
+        import torch
+
+        from mmbench.train import Objective, Trainer
+        from mmbench_plugins.imagevec_net import PairCollate, alignment_tracker, ranking_loss
+
+        config = self.config
+        pairs, vocabulary = data
+        tracked = [alignment_tracker(vocabulary, pair, every=config.track_every, data_dir=run.ctx.data_dir)
                    for pair in config.track_alignment]
-        state = self._state(vocabulary, pairs)
-        state_path = run_dir / STATE_FILE
-        if state_path.exists() and _read_state(state_path) != state:
-            raise CheckpointError(f"{state_path}: saved for other training data or vocabulary; "
-                                  f"delete {run_dir} to train afresh")
-        if is_main_process():
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(state_path, state)
-        train_config = dataclasses.replace(config.train, seed=ctx.seed, device=ctx.device)
-        seed_everything(train_config.seed)  # the initial weights follow the seed too
-        net = self._build_net(state, reuse_word_grad=ctx.device == "cpu" and env_world_size() == 1)
         images = None if config.image_encoder == "cooc" else torch.from_numpy(pairs.image_features)
         query_rows = [vocabulary.rows(lang, tokens, bucket=True)
                       for lang, tokens in zip(pairs.query_languages, pairs.query_tokens)]
@@ -225,55 +229,21 @@ class ImageVec(mmbench.Model):
             data += (torch.from_numpy(pairs.pair_weight),)
         objective = Objective("ranking", lambda module, batch: ranking_loss(
             module, batch, temperature=config.temperature, symmetric=config.symmetric))
-        Trainer(net, objective, data, train_config, collate=PairCollate(query_rows, images, len(data) == 3),
-                run_dir=run_dir, tracked=tracked).fit(resume=True)
-        trained = self._build_net(state)  # without the training-only gradient buffer
-        trained.load_state_dict(net.state_dict())
-        self._ready(trained.to(self._device), vocabulary, state)
+        Trainer(net, objective, data, run.config, collate=PairCollate(query_rows, images, len(data) == 3),
+                run_dir=run.dir, tracked=tracked).fit(resume=True)
 
-    def _state(self, vocabulary: Vocabulary, pairs: TrainingPairs) -> dict[str, Any]:
-        config = self.config
-        return {"format": STATE_FORMAT, "version": STATE_VERSION, "dim": config.dim, "hidden": config.hidden,
-                "image_encoder": config.image_encoder, "feature_source": pairs.feature_source,
-                "feature_dim": int(pairs.image_features.shape[1]),
-                "n_images": len(pairs.image_ids), "n_pairs": len(pairs), "vocabulary": vocabulary.to_json()}
+    def prepare(self, ctx: mmbench.RunContext) -> None:
+        self._training_on_cpu = ctx.device == "cpu"
+        super().prepare(ctx)
 
-    def _build_net(self, state: dict[str, Any], *, reuse_word_grad: bool = False) -> ImageVecNet:
-        from mmbench_plugins.imagevec_net import ImageVecNet
+    def ready(self) -> None:
+        self.vocab = Vocabulary.from_json(self.state["vocabulary"])
 
-        vocabulary = state["vocabulary"]
-        cooc = state["image_encoder"] == "cooc"
-        return ImageVecNet(len(vocabulary["keys"]) + vocabulary["buckets"], state["dim"], state["hidden"],
-                           feature_dim=state["feature_dim"], n_free_images=state["n_images"] if cooc else 0,
-                           init_std=self.config.init_std, reuse_word_grad=reuse_word_grad)
+    def image_encoder(self) -> Any:
+        return self.net.encode_images
 
-    def _load(self, path: Path) -> None:
-        """Load from a work dir, a run dir, its checkpoints/ dir or one checkpoint directory."""
-        from mmbench.train.checkpoint import load_checkpoint, load_model_weights, load_named
-
-        candidates = [path / "train" / "checkpoints", path / "checkpoints", path]
-        directory = next((c for c in candidates if (c / "latest.json").is_file()), None)
-        if directory is not None:
-            checkpoint = load_named(directory, "best") or load_named(directory, "latest")
-        elif (path / "state.json").is_file():
-            directory, checkpoint = path.parent, load_checkpoint(path)
-        else:
-            raise MMBenchError(f"imagevec: no trained checkpoint in {path}: train it first with `mmbench run` "
-                               f"(same --set options and seed) or pass --checkpoint")
-        state_path = directory.parent / STATE_FILE
-        if not state_path.is_file():
-            raise MMBenchError(f"imagevec: {state_path} is missing: the checkpoint cannot be used without it")
-        state = _read_state(state_path)
-        expected = {k: v for k, v in dataclasses.asdict(self.config).items() if k in ("dim", "hidden", "image_encoder")}
-        if {k: state.get(k) for k in expected} != expected:
-            raise CheckpointError(f"{state_path}: trained with {({k: state.get(k) for k in expected})}, "
-                                  f"the config asks for {expected}")
-        net = self._build_net(state)
-        load_model_weights(net, checkpoint)
-        self._ready(net.to(self._device), Vocabulary.from_json(state["vocabulary"]), state)
-
-    def _ready(self, net: ImageVecNet, vocabulary: Vocabulary, state: dict[str, Any]) -> None:
-        self.net, self.vocab, self.state = net.eval(), vocabulary, state
+    def embedding_dim(self) -> int:
+        return int(self.state["dim"])
 
     # -- embedding ----------------------------------------------------------------------------------
     def languages(self) -> list[str]:
@@ -309,38 +279,9 @@ class ImageVec(mmbench.Model):
         rows = [self.vocab.rows(language, tokenize(text), bucket=bucket) for text in texts]
         if not rows:
             return np.zeros((0, self.state["dim"]), dtype=np.float32)
-        device = self._device
+        device = self.device
         out = encode(lambda chunk: self.net.encode_queries(*(t.to(device) for t in bags(chunk))), rows, 4096)
         return out.float().numpy()
-
-    def embed_images(self, features: np.ndarray, *, source: str) -> np.ndarray:
-        if self.config.image_encoder == "cooc":
-            raise mmbench.Incompatible("imagevec co-occurrence variants know only their training images, "
-                                       "not image features")
-        if source != self.state["feature_source"]:
-            raise mmbench.Incompatible(f"imagevec was trained on {self.state['feature_source']} features, "
-                                       f"not {source}")
-        import torch
-
-        from mmbench.train import encode
-
-        inputs = torch.from_numpy(np.array(features, dtype=np.float32))  # a copy: features may be read-only
-        if inputs.dim() != 2 or inputs.shape[1] != self.state["feature_dim"]:
-            raise DataError(f"imagevec: {source} features must be (n, {self.state['feature_dim']}), "
-                            f"got {tuple(inputs.shape)}")
-        if len(inputs) == 0:
-            return np.zeros((0, self.state["dim"]), dtype=np.float32)
-        return encode(self.net.encode_images, inputs, 4096, self._device).float().numpy()
-
-
-def _read_state(path: Path) -> dict[str, Any]:
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: unreadable imagevec state ({exc})") from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
-        raise CheckpointError(f"{path}: not an imagevec state file (version {STATE_VERSION})")
-    return state
 
 
 class ImageVecCooc(ImageVec):

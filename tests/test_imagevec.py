@@ -87,8 +87,8 @@ def untrained_copy(model: imagevec.ImageVec) -> imagevec.ImageVec:
     """The same vocabulary and shapes with freshly initialised weights: what training must beat."""
     torch.manual_seed(0)
     copy = type(model)(model.config)
-    copy._device, copy.vocab, copy.state = model._device, model.vocab, model.state
-    copy.net = copy._build_net(model.state).eval()
+    copy.device, copy.vocab, copy.state = model.device, model.vocab, model.state
+    copy.net = copy.build_net(model.state).eval()
     return copy
 
 
