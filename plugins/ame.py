@@ -316,9 +316,10 @@ def _initialise(net: Any, vocab: CaptionVocabulary, config: AMEConfig, lexicons:
     with torch.no_grad():
         torch.nn.init.normal_(weight, std=config.init_std)
         weight[0].zero_()
-        if config.init == "random":
-            return
-        lookup = _initial_vectors(config, ctx)
+    if config.init == "random":
+        return
+    lookup = _initial_vectors(config, ctx)  # may train the skip-gram vectors: not under no_grad
+    with torch.no_grad():
         for lang in vocab.languages:
             vectors, found = lookup(vocab.words[lang], lang)
             if vectors.shape[1] != config.dim:

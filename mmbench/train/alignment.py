@@ -141,9 +141,11 @@ def refine_rcsls(source: torch.Tensor, target: torch.Tensor, source_pool: torch.
     mapping = (procrustes(source, target) if init is None else init).detach().clone()
 
     def evaluate(candidate: torch.Tensor) -> tuple[float, torch.Tensor]:
-        candidate = candidate.detach().requires_grad_(True)
-        loss = loss_fn(candidate, source, target, source_pool, target_pool, k=k, chunk_size=chunk_size)
-        (grad,) = torch.autograd.grad(loss, candidate)
+        # enable_grad: callers may hold no_grad/inference mode (e.g. while initialising a model's weights).
+        with torch.enable_grad():
+            candidate = candidate.detach().requires_grad_(True)
+            loss = loss_fn(candidate, source, target, source_pool, target_pool, k=k, chunk_size=chunk_size)
+            (grad,) = torch.autograd.grad(loss, candidate)
         return float(loss.detach()), grad
 
     loss, grad = evaluate(mapping)

@@ -156,6 +156,18 @@ def test_refinement_lowers_the_loss_and_never_raises_it(constraint):
         assert float(torch.linalg.svdvals(result.mapping).max()) <= 1 + 1e-9
 
 
+@pytest.mark.parametrize("context", ["no_grad"])
+def test_refinement_works_when_the_caller_disabled_gradients(context):
+    """AME builds its initial skip-gram vectors while initialising weights under no_grad: the refinement
+    must not depend on the caller's grad mode (it failed with 'does not require grad' there)."""
+    _, X, Y, Zs, Zt, _ = problem(seed=12)
+    args = [torch.tensor(a) for a in (X, Y, Zs, Zt)]
+    expected = refine_rcsls(*args, iterations=3)
+    with getattr(torch, context)():
+        got = refine_rcsls(*args, iterations=3)
+    assert torch.equal(got.mapping, expected.mapping) and got.losses == expected.losses
+
+
 def test_refinement_is_deterministic_and_validates_options():
     _, X, Y, Zs, Zt, _ = problem(seed=11)
     args = [torch.tensor(a, dtype=torch.float32) for a in (X, Y, Zs, Zt)]
