@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from mmbench.errors import ConfigError, DataError
 
@@ -77,6 +75,9 @@ def emoji_pairs(languages: Sequence[str] = (), *, min_image_languages: int = 1,
     rows_of: dict[str, list[int]] = defaultdict(list)
     for position, concept in enumerate(image_concepts):
         rows_of[concept].append(position)
+
+    import pyarrow as pa  # here, not at module level: registering the models must stay cheap (`mmbench --help`)
+    import pyarrow.compute as pc
 
     texts = emoji.texts
     text_language = column_array(texts, "language")
