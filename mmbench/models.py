@@ -10,9 +10,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -96,6 +97,17 @@ class Model:
         """Load weights or train (trainable models checkpoint to ``ctx.work_dir``)."""
 
     # -- embeddings -------------------------------------------------------------------------------
+    def similarity(self) -> str | None:
+        """The similarity its embeddings are meant to be compared with, or None to use the card's.
+
+        ``"cosine"``, ``"dot"`` or ``"order"`` (order embeddings, Vendrov et al. 2016: a caption scores
+        ``-||max(0, caption - image)||^2`` against an image). Image<->text and caption<->caption retrieval
+        use it; when it differs from the card's, the record's protocol gets a ``+sim=<name>`` suffix, so
+        such rows never rank beside the card's own similarity. Known from the config alone (before
+        ``prepare``), because the harness names the record before it evaluates.
+        """
+        return None
+
     def languages(self) -> Sequence[str] | None:
         """Languages the model knows, or None if it does not say (e.g. untagged vectors)."""
         return None

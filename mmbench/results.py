@@ -22,7 +22,9 @@ from typing import Any
 
 from .config import stable_hash
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: optional per-item outputs in details.items (see ``encode_items``)
+READABLE_VERSIONS = (1, 2)  # a version-1 record (no per-item outputs) is still intact, never recomputed
+ITEMS_FORMAT = "mmbench-items/1"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
@@ -63,8 +65,9 @@ def record_problem(record: Any, key: RecordKey) -> str | None:
     """Why ``record`` is not an intact record for ``key`` (None when it is)."""
     if not isinstance(record, dict):
         return "not a JSON object"
-    if record.get("schema_version") != SCHEMA_VERSION:
-        return f"schema_version {record.get('schema_version')!r} is not {SCHEMA_VERSION}"
+    version = record.get("schema_version")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        return f"schema_version {version!r} is not one of {', '.join(map(str, READABLE_VERSIONS))}"
     if record.get("record_id") != key.record_id:
         return "record_id does not match its key"
     for name in _KEY_FIELDS:
@@ -81,10 +84,71 @@ def record_problem(record: Any, key: RecordKey) -> str | None:
     coverage = record.get("coverage")
     if coverage is not None and not (_finite_number(coverage) and 0 <= coverage <= 1):
         return f"coverage {coverage!r} is not in [0, 1]"
+    details = record.get("details")
+    if isinstance(details, dict) and "items" in details:
+        problem = items_problem(details["items"])
+        if problem:
+            return f"details.items: {problem}"
     for name, kind in (("languages", list), ("provenance", dict), ("config", dict), ("n_items", int),
                        ("created_at", str), ("wall_time_s", (int, float))):
         if not isinstance(record.get(name), kind):
             return f"{name} is missing or of the wrong type"
+    return None
+
+
+# --- per-item outputs ------------------------------------------------------------------------------------
+# ``details.items`` holds what a score was computed from, one value per item (pair, query, source word),
+# so leaderboards can bootstrap intervals, test differences on shared items and score the common subset,
+# and a reader can do error analysis. Each column is one space-separated string ("-" = item not scored):
+# about 3-6 bytes per item, one JSON line, instead of a line per value. Items are in the task's own order
+# (documented per kind in docs/results.md), the same for every model, so records pair up by position.
+
+
+def encode_column(values: Any, decimals: int | str | None = None) -> str:
+    """Values as one space-separated string, None/NaN as "-": ints as such (``decimals=None``), floats
+    rounded to ``decimals``, or ``decimals="exact"``: the shortest text that reads back as the same float
+    (similarities whose order decides a rank correlation: rounding would tie values the score told apart)."""
+    out = []
+    for value in values:
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            out.append("-")
+        elif decimals is None:
+            out.append(str(int(value)))
+        elif decimals == "exact":
+            out.append(repr(float(value) + 0.0))
+        else:
+            text = f"{float(value):.{decimals}f}".rstrip("0").rstrip(".")
+            out.append("0" if text in ("-0", "") else text)
+    return " ".join(out)
+
+
+def decode_column(text: str) -> list[float | None]:
+    """The values of an encoded column (None where "-")."""
+    return [None if part == "-" else float(part) for part in text.split(" ")] if text else []
+
+
+def encode_items(unit: str, n: int, columns: dict[str, str], **extra: Any) -> dict[str, Any]:
+    """The ``details.items`` object: ``format``, ``unit`` (what an item is), ``n`` and encoded ``columns``.
+
+    ``extra`` keys describe the columns (e.g. ``per_item = {"t2i_rank": 5}``: five values per item)."""
+    return {"format": ITEMS_FORMAT, "unit": unit, "n": n, "columns": columns, **extra}
+
+
+def items_problem(items: Any) -> str | None:
+    """Why ``items`` is not a well-formed per-item object (None when it is)."""
+    if not isinstance(items, dict) or items.get("format") != ITEMS_FORMAT:
+        return f"not a {ITEMS_FORMAT} object"
+    n, columns = items.get("n"), items.get("columns")
+    if not (isinstance(n, int) and not isinstance(n, bool) and n >= 0) or not isinstance(columns, dict):
+        return "n or columns missing"
+    per_item = items.get("per_item", {})
+    for name, text in columns.items():
+        if not isinstance(text, str):
+            return f"column {name!r} is not a string"
+        expected = n * (per_item.get(name, 1) if isinstance(per_item, dict) else 1)
+        length = len(text.split(" ")) if text else 0
+        if length != expected:
+            return f"column {name!r} has {length} values for {expected}"
     return None
 
 

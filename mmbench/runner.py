@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 from .cards import Subset, TaskCard, data_overlap, select_cards, validate_against_kind, verify_files  # noqa: F401 (re-exported)
 from .config import build_config, parse_set_options, read_config_file, stable_hash
 from .errors import MMBenchError, PluginError
-from .kinds import EvalContext, Score, TaskKind
+from .kinds import EvalContext, Score, TaskKind, protocol_suffix
 from .models import Incompatible, Model, RunContext, config_to_dict
 from .plugins import ModelEntry, Registry
 from .results import RecordKey, ResultStore, make_record, slug
@@ -258,8 +258,9 @@ class _Unit:
 
 def _key(resolved: ResolvedModel, seed: int, card: TaskCard, subset_name: str, split: str,
          limit: int | None = None) -> RecordKey:
+    # A model scored with its own similarity (e.g. AME's order embeddings) is another protocol variant.
     return RecordKey(resolved.display_name, resolved.config_hash, seed, card.name, subset_name, split,
-                     limited_protocol(card.protocol, limit))
+                     limited_protocol(card.protocol + protocol_suffix(resolved.model, card), limit))
 
 
 def _absent_data(card: TaskCard, subset: Subset, options: RunOptions) -> str | None:

@@ -209,6 +209,10 @@ class AME(TrainedModel):
     def languages(self) -> list[str]:
         return self.vocab.languages
 
+    def similarity(self) -> str:
+        """Scored as trained: cosine, or the order score of ``ame-order`` (a protocol variant)."""
+        return self.config.similarity
+
     def _position(self, language: str) -> int:
         if language not in self.vocab.words:
             raise mmbench.Incompatible(f"ame was trained on {', '.join(self.vocab.languages)}, not {language!r}")

@@ -11,6 +11,11 @@ One file per language, as MUSE's ``--src_emb``/``--tgt_emb`` users have them:
 same width; its words are that language's vocabulary (``max_words`` and ``lowercase`` apply per file), and a
 task in a language without a file is skipped (``Incompatible``). The model's identity is the sha256 of each
 file with its language, so the same files scored from other paths are the same model.
+
+A file without language prefixes has one vocabulary for every language. Crosslingual kinds (BLI,
+crosslingual word similarity) refuse it (skipped with the reason), because identical spellings would
+translate themselves (random vectors scored en-fr P@1 93.65); ``--set shared_vocabulary=true`` says the
+sharing is intended, and then is part of the model's identity.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import numpy as np
 import mmbench
 from mmbench.cards import file_sha256
 from mmbench.errors import DataError
+from mmbench.models import added_field
 
 PREFIX = re.compile(r"^([a-z]{2,3}(?:[_-][A-Za-z0-9]+)?):(.+)$")
 LANGUAGE_FILE = re.compile(r"^([a-z]{2,3}(?:[_-][A-Za-z0-9]+)?)=(.+)$")
@@ -55,6 +61,10 @@ class VectorsConfig:
     prefixed: Literal["auto", "yes", "no"] = "auto"  # auto: yes iff every word has a lang: prefix
     max_words: int | None = None
     lowercase: bool = False  # lowercase file words (first occurrence wins)
+    # An unprefixed file answers every language from one table, so on a crosslingual task an identical
+    # spelling translates itself; such tasks are refused unless this says the sharing is intended. When
+    # true it enters the config hash (an added field), so those records never mix with the others.
+    shared_vocabulary: bool = added_field(False)
 
     def __post_init__(self):
         if self.max_words is not None and self.max_words < 1:
@@ -183,11 +193,19 @@ class WordVectors(mmbench.Model):
     Config = VectorsConfig
     capabilities = frozenset({mmbench.Capability.WORDS})
 
+    @property
+    def shared_vocabulary(self) -> bool:
+        """True when the user declared one vocabulary for all languages intended (see the module doc)."""
+        return bool(self.config.shared_vocabulary)
+
     def identity(self):
         files = language_files(self.argument_value)
         if files is not None:
             return {"sha256": {language: _sha256(path) for language, path in sorted(files.items())}}
-        return {"sha256": file_sha256(Path(self.argument_value))}
+        identity = {"sha256": file_sha256(Path(self.argument_value))}
+        if self.config.shared_vocabulary:
+            identity["shared_vocabulary"] = True
+        return identity
 
     def prepare(self, ctx):
         files = language_files(self.argument_value)

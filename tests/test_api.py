@@ -79,7 +79,7 @@ def test_evaluate_by_name_with_a_config_dict(tmp_path, shared_data):
     vectors = tmp_path / "tiny.vec"
     vectors.write_text("2 3\ncat 1 0 0\nKatze 0.9 0.1 0\n", encoding="utf-8")
     records = mmbench.evaluate(f"vectors:{vectors}", tasks="rg65-xling", output_dir=tmp_path / "res",
-                               data_dir=shared_data, device="cpu", config={"lowercase": True})
+                               data_dir=shared_data, device="cpu", config={"lowercase": True, "shared_vocabulary": True})
     assert records and all(r["config"]["lowercase"] is True for r in records)
     assert records[0]["model"] == "vectors:tiny.vec"
 

@@ -68,7 +68,8 @@ def test_the_table_at_80_and_60_columns_from_the_command_line(tmp_path):
 def test_formats_csv_and_json_are_data_only(tmp_path, shared_data, capsys):
     vectors = tmp_path / "tiny.vec"
     vectors.write_text("cat 1 0 0\ndog 0 1 0\nking 1 1 0\nqueen 1 1 1\n", encoding="utf-8")
-    base = ["eval", "--model", f"vectors:{vectors}", "--task", "rg65-xling", "--device", "cpu",
+    base = ["eval", "--model", f"vectors:{vectors}", "--set", "shared_vocabulary=true", "--task", "rg65-xling",
+            "--device", "cpu",
             "--output-dir", str(tmp_path / "res"), "--data-dir", str(shared_data)]
     assert main(base + ["--format", "json"]) == 0
     captured = capsys.readouterr()

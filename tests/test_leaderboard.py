@@ -128,7 +128,9 @@ def test_ranking_follows_score_direction(tmp_path: Path, higher_is_better: bool)
         assert order == ["high", "mid", "tie-b", "low"] and ranks == ["1", "2", "2", "4"]
     else:
         assert order == ["low", "mid", "tie-b", "high"] and ranks == ["1", "2", "2", "4"]
-    assert table[0][:8] == ["Rank", "Model", "Config", "err (mean ± sd)", "Seeds", "Coverage", "Protocol", "n"]
+    assert table[0] == ["Rank", "Model", "Config", "err (0-1) mean ± sd", "95% CI", "vs best", "Coverage",
+                        "n scored / total", "Seeds"]
+    assert "Protocol: `multiskip-rg65/dev+test`" in page  # once per section, not in every row
 
 
 def test_output_is_byte_identical_whatever_the_file_order(tmp_path: Path) -> None:
@@ -146,8 +148,8 @@ def test_output_is_byte_identical_whatever_the_file_order(tmp_path: Path) -> Non
     second = build_leaderboards(tmp_path / "two", tmp_path / "out2")
     names = sorted(p.name for p in first.files)
     assert names == sorted(p.name for p in second.files)
-    assert names == ["README.md", "flickr-retrieval.csv", "flickr-retrieval.md", "leaderboard.json",
-                     "rg65-xling.csv", "rg65-xling.md"]
+    assert names == ["README.md", "flickr-retrieval.csv", "flickr-retrieval.md", "flickr-retrieval.score.png",
+                     "leaderboard.json", "rg65-xling.csv", "rg65-xling.md", "rg65-xling.score.png"]
     for name in names:
         assert (tmp_path / "out1" / name).read_bytes() == (tmp_path / "out2" / name).read_bytes(), name
     text = (tmp_path / "out1" / "leaderboard.json").read_text(encoding="utf-8")
@@ -185,7 +187,7 @@ def test_bad_files_are_skipped_with_a_warning(tmp_path: Path) -> None:
     results = tmp_path / "results"
     write_records(results, [make_record(), make_record(model="other", main_score=0.2)])
     (results / "corrupt.json").write_text('{"schema_version": 1, "model": ', encoding="utf-8")
-    (results / "future.json").write_text(json.dumps(make_record(schema_version=2)), encoding="utf-8")
+    (results / "future.json").write_text(json.dumps(make_record(schema_version=3)), encoding="utf-8")
     (results / "binary.json").write_bytes(b"\xff\xfe\x00garbage")
     (results / "empty.json").write_text("", encoding="utf-8")
     (results / "list.json").write_text("[1, 2]", encoding="utf-8")
@@ -196,7 +198,7 @@ def test_bad_files_are_skipped_with_a_warning(tmp_path: Path) -> None:
     (results / "partial.json.tmp").write_text("not json", encoding="utf-8")
     report = build_leaderboards(results, tmp_path / "out")
     joined = "\n".join(report.warnings)
-    expected = {"corrupt.json": "invalid JSON at line 1", "future.json": "schema_version 2",
+    expected = {"corrupt.json": "invalid JSON at line 1", "future.json": "schema_version 3",
                 "binary.json": "not UTF-8", "empty.json": "empty file", "list.json": "not a JSON object",
                 "no-score.json": "main_score", "nan-score.json": "main_score", "evil.json": "unsafe task name"}
     assert len(report.warnings) == len(expected)
@@ -205,7 +207,7 @@ def test_bad_files_are_skipped_with_a_warning(tmp_path: Path) -> None:
     assert ".hidden" not in joined and ".tmp" not in joined
     assert report.n_records == 2
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "README.md", "leaderboard.json", "rg65-xling.csv", "rg65-xling.md"]
+        "README.md", "leaderboard.json", "rg65-xling.csv", "rg65-xling.md", "rg65-xling.score.png"]
     assert "cnn-mean" in (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
 
 
@@ -251,7 +253,7 @@ def test_coverage_column_and_number_formats(tmp_path: Path) -> None:
     cells = {row[1]: row for row in table[1:]}
     assert cells["cnn-mean"][column] == "96.0%" and cells["none"][column] == "—"
     assert cells["big"][3] == "12.35" and cells["cnn-mean"][3] == "0.610"
-    assert "pearson" in table[0]
+    assert "pearson (0-1)" in table[0] and "spearman (0-1) mean ± sd" in table[0]
     assert format_score(-0.0) == "0.00" and format_score(0.012345) == "0.0123" and format_score(None) == "—"
     assert format_coverage(1.0) == "100.0%"
 
@@ -278,9 +280,10 @@ def test_summary_grid_for_two_to_twelve_subsets(tmp_path: Path, n_subsets: int, 
     assert len(found) == n_subsets + has_grid
     if has_grid:
         assert found[0][0] == ["Model", "Config", *subsets]
-        assert found[0][2][2] == "**0.400**" and found[0][1][2] == "0.300"
+        assert found[0][2][2] == "**0.400** (96.0%)" and found[0][1][2] == "0.300 (96.0%)"  # coverage beside
     index = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
-    assert "| all (test) | y `a1b2c3d4e5f6` | spearman 0.400 |" in index
+    # The split label follows the protocol (dev+test); the coverage sits beside the score.
+    assert "| all (dev+test) | y `a1b2c3d4e5f6` | spearman (0-1) 0.400 | — | 96.0% |" in index
 
 
 def test_duplicate_seed_keeps_newest_record(tmp_path: Path) -> None:
@@ -299,7 +302,7 @@ def test_stale_task_pages_are_removed_on_rebuild(tmp_path: Path) -> None:
     for path in (tmp_path / "results" / "gone").rglob("*.json"):
         path.unlink()
     report = build_leaderboards(tmp_path / "results", tmp_path / "out")
-    assert sorted(p.name for p in report.removed) == ["gone.csv", "gone.md"]
+    assert sorted(p.name for p in report.removed) == ["gone.csv", "gone.md", "gone.score.png"]
     assert (tmp_path / "out" / "notes.md").is_file()
 
 
@@ -334,7 +337,7 @@ def test_index_reports_the_main_table(tmp_path: Path) -> None:
     build_leaderboards(tmp_path / "results", tmp_path / "out")
     index = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
     (table,) = tables(index)
-    assert table[1][2:] == ["4", "en (test)", "q `a1b2c3d4e5f6`", "spearman 0.300"]
+    assert table[1][2:] == ["4", "en (dev+test)", "q `a1b2c3d4e5f6`", "spearman (0-1) 0.300", "—", "96.0%"]
 
 
 def test_model_argument_is_not_part_of_the_key_nor_published_as_a_path(tmp_path: Path) -> None:
@@ -360,7 +363,7 @@ def test_model_argument_is_not_part_of_the_key_nor_published_as_a_path(tmp_path:
     summary = json.loads((tmp_path / "out" / "leaderboard.json").read_text(encoding="utf-8"))
     assert {r["model_argument"] for r in summary["rows"]} == {"wiki.en.vec"}
     for published in (tmp_path / "out").iterdir():
-        text = published.read_text(encoding="utf-8")
+        text = published.read_bytes().decode("latin-1")  # PNG plots too
         assert "/home/" not in text and "/mnt/" not in text and "copy of" not in text, published.name
 
     pages = sorted((tmp_path / "out").glob("*.md"))
@@ -374,7 +377,8 @@ def test_model_argument_is_not_part_of_the_key_nor_published_as_a_path(tmp_path:
     grid, all_table, _ = tables(page)
     assert [row[:2] for row in grid[1:]] == [["vectors:wiki.en.vec", "`a1b2c3d4e5f6`"],
                                              ["vectors:wiki.en.vec", "`ffffeeeedddd`"]]
-    assert [row[1:5] for row in all_table[1:]] == [
+    seeds = all_table[0].index("Seeds")
+    assert [row[1:4] + [row[seeds]] for row in all_table[1:]] == [
         ["vectors:wiki.en.vec", "`a1b2c3d4e5f6`", "0.450 ± 0.0707", "2"],
         ["vectors:wiki.en.vec", "`ffffeeeedddd`", "0.200", "1"]]
 
@@ -442,7 +446,7 @@ def test_no_local_path_in_any_published_file(tmp_path: Path) -> None:
     report = build_leaderboards(tmp_path / "results", tmp_path / "out")
     assert report.warnings == []
     for published in (tmp_path / "out").iterdir():
-        text = published.read_text(encoding="utf-8")
+        text = published.read_bytes().decode("latin-1")  # PNG plots too
         assert "alice" not in text and "secret" not in text and str(tmp_path) not in text, published.name
     summary = json.loads((tmp_path / "out" / "leaderboard.json").read_text(encoding="utf-8"))
     shown = {(r["model"], r["model_argument"]) for r in summary["rows"]}

@@ -6,9 +6,10 @@ A kind declares the model capabilities it needs and its scores (with direction);
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -78,6 +79,34 @@ class TaskKind:
 
     def higher_is_better(self, score_name: str) -> bool:
         return self.scores.get(score_name, True)
+
+
+SIMILARITIES = ("cosine", "dot", "order")
+SIMILARITY_KINDS = ("retrieval", "caption-retrieval")  # kinds that compare embeddings with model_similarity
+
+
+def model_similarity(model: Model, card_similarity: str) -> str:
+    """The similarity a retrieval kind scores ``model`` with: the model's declared one, else the card's."""
+    declared = model.similarity()
+    if declared is None:
+        return card_similarity
+    if declared not in SIMILARITIES:
+        raise MMBenchError(f"model {model.name!r} similarity() returned {declared!r}, not one of "
+                           f"{', '.join(SIMILARITIES)} or None")
+    return declared
+
+
+def protocol_suffix(model: Model, card: TaskCard) -> str:
+    """``"+sim=order"`` when ``model`` declares a similarity other than the card's on a retrieval card, else "".
+
+    The runner appends it to the card's protocol when it names a record, so rows scored with another
+    similarity never rank beside the card's own.
+    """
+    if card.kind not in SIMILARITY_KINDS:
+        return ""
+    card_similarity = card.params.get("similarity", "cosine")
+    used = model_similarity(model, card_similarity)
+    return "" if used == card_similarity else f"+sim={used}"
 
 
 def check_params(params: dict[str, Any], allowed: dict[str, tuple], where: str = "params") -> list[str]:
@@ -175,6 +204,32 @@ def model_word_vectors(model: Model, words: Sequence[str], language: str) -> tup
         raise MMBenchError(f"{said} a found mask of {found.dtype} values, not bool")
     vectors = model_embeddings(vectors, n, "words", model, call=call, finite_rows=found)
     return vectors, found
+
+
+def require_separate_vocabularies(model: Model, languages: Sequence[str]) -> None:
+    """Refuse a model with one vocabulary for every language on a crosslingual subset.
+
+    A model that does not say which languages it knows (``languages() is None``, e.g. a ``vectors:`` file
+    without ``en:`` prefixes) and answers ``vocabulary()`` with the same word list for every language of
+    the subset serves them all from one table, so an identical spelling translates itself (random vectors
+    score en-fr P@1 93.65 that way). Such a model is skipped (``Incompatible``) unless it declares the
+    sharing on purpose with a true ``shared_vocabulary`` attribute (``vectors:`` ``--set
+    shared_vocabulary=true``, which also enters its identity).
+    """
+    from ..models import Incompatible
+
+    distinct = list(dict.fromkeys(languages))
+    if len(distinct) < 2 or model.languages() is not None or getattr(model, "shared_vocabulary", False):
+        return
+    try:
+        vocabularies = [model.vocabulary(language) for language in distinct]
+    except Incompatible:
+        return  # no vocabulary to compare: nothing says the languages share one
+    if all(isinstance(v, list) for v in vocabularies) and all(v == vocabularies[0] for v in vocabularies[1:]):
+        raise Incompatible(f"model {model.name!r} has one vocabulary for all languages (no language prefixes), so "
+                           f"on a crosslingual task ({'-'.join(distinct)}) identical spellings translate themselves; "
+                           "give per-language words (en:cat) or files (en=a.vec,fr=b.vec), or set "
+                           "shared_vocabulary=true if the sharing is intended")
 
 
 def check_widths(model: Model, outputs: Sequence[tuple[str, Any]]) -> None:

@@ -29,7 +29,17 @@ from ..data import EMOJI_SPLITS
 from ..errors import DataError
 from ..hookspecs import hookimpl
 from ..models import Capability, Model
-from . import EvalContext, Score, TaskKind, check_params, check_widths, limit_rows, model_embeddings
+from ..results import encode_column, encode_items
+from . import (
+    EvalContext,
+    Score,
+    TaskKind,
+    check_params,
+    check_widths,
+    limit_rows,
+    model_embeddings,
+    model_similarity,
+)
 from .retrieval_sources import emoji_names
 
 CAPTION_PARAMS: dict[str, tuple] = {
@@ -178,6 +188,9 @@ class CaptionRetrieval(TaskKind):
         from ..metrics.retrieval import retrieval_scores
 
         params = caption_params(card, subset)
+        # A model's declared similarity wins (records then carry "+sim=<name>"); under "order" the A texts
+        # take the images' place (the more general side) and the B texts the captions'.
+        params["similarity"] = model_similarity(model, params["similarity"])
         a, b = subset.languages
         pairs = load_translation_pairs(card, subset, ctx.data_dir)
         if ctx.limit is not None:
@@ -191,7 +204,8 @@ class CaptionRetrieval(TaskKind):
                                  call=f"embed_texts({b})")
         check_widths(model, [(f"texts from embed_texts({a})", emb_a), (f"texts from embed_texts({b})", emb_b)])
         raw = retrieval_scores(emb_a, emb_b, captions_per_image=1, ties=params["ties"],
-                               similarity=params["similarity"])
+                               similarity=params["similarity"], return_ranks=True)
+        a2b, b2a = raw.pop("ranks")
         scores = {}
         for key, value in raw.items():
             prefix, _, metric = key.partition("_")
@@ -207,6 +221,9 @@ class CaptionRetrieval(TaskKind):
             "duplicate_texts_b": n - len(set(pairs.texts_b)),
             "ties": params["ties"],
             "similarity": params["similarity"],
+            # Per pair (data order): 0-based rank of the partner in each direction.
+            "items": encode_items("pair", n, {"a2b_rank": encode_column(a2b.tolist()),
+                                              "b2a_rank": encode_column(b2a.tolist())}),
             "scoring": "retrieval_scores with 1 caption per image: A texts = images (a2b = i2t), B texts = captions",
             **pairs.details,
         }

@@ -33,6 +33,7 @@ from ..cards import Subset, TaskCard
 from ..errors import DataError
 from ..hookspecs import hookimpl
 from ..models import Capability, Incompatible, Model
+from ..results import encode_column, encode_items
 from . import EvalContext, Score, TaskKind, check_params
 from .word_similarity import embed_vocabulary
 
@@ -187,6 +188,9 @@ class DocumentClassification(TaskKind):
             "n_train": int(result["n_train"]), "n_test": int(result["n_test"]), "n_classes": int(result["n_classes"]),
             "train_coverage": token_coverage(train_tokens, lookups[train_lang]),
             "test_tokens_used": float(used_share),  # with a vector and an idf weight
+            # Per test document (data order): 1 when classified correctly.
+            "items": encode_items("document", len(test_labels),
+                                  {"correct": encode_column(result["correct"].astype(int).tolist())}),
         }
         return Score(
             scores={"accuracy": float(result["accuracy"])},

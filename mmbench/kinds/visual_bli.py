@@ -21,6 +21,9 @@ with the packaged ``emoji`` data in place of web image search (:mod:`mmbench.dat
   floats (checked by :func:`mmbench.kinds.model_embeddings`; NaN and +-inf are errors); P@1, P@10 (percent) and MRR
   with pessimistic ties (a wrong candidate tied with the gold ranks first), overall and per part of
   speech (``p1_N``, ``mrr_V``, ...; a POS without queries has no score).
+* MRR (``mrr`` parameter, recorded in ``details.mrr_variant``): ``"best-gold"`` (default) takes each
+  query's best-ranked gold translation, like P@k; ``"per-pair"`` averages over (source, gold) pairs with
+  each gold ranked by itself, as the MMID reference code (Hewitt et al. 2018) does.
 * ``details`` also holds the mean image dispersion (Kiela et al. 2014) of the queries' source sets per
   POS, and scores of the low- and high-dispersion halves of the queries (sorted by dispersion, then
   word; the low half is the first ``n // 2``): concrete, low-dispersion words should translate better.
@@ -43,6 +46,7 @@ from ..data import EMOJI_SPLITS
 from ..errors import DataError
 from ..hookspecs import hookimpl
 from ..models import Capability, Model
+from ..results import encode_column, encode_items
 from . import EvalContext, Score, TaskKind, check_params, model_embeddings
 
 STYLES = ("noto", "emojione", "symbola")
@@ -51,8 +55,9 @@ PARAMS: dict[str, tuple] = {
     "source_style": STYLES,
     "target_style": STYLES,
     "split": ("all", *EMOJI_SPLITS),
+    "mrr": ("best-gold", "per-pair"),
 }
-DEFAULTS = {"dataset": "cldi", "source_style": "noto", "target_style": "emojione", "split": "all"}
+DEFAULTS = {"dataset": "cldi", "source_style": "noto", "target_style": "emojione", "split": "all", "mrr": "best-gold"}
 POS_TAGS = ("A", "N", "V")
 KS = (1, 10)
 SCORE_NAMES = ("p1", "p10", "mrr")
@@ -80,6 +85,7 @@ class VisualBliQueries:
     gold: list[list[int]]  # candidate indices per query, sorted
     query_pos: list[tuple[str, ...]]  # POS of the gold pairs per query (empty without POS)
     n_source_total: int
+    source_words: list[str]  # every unique normalised source term of the list, sorted (the items of a record)
     n_source_total_by_pos: dict[str, int]
     n_pairs: int
 
@@ -153,7 +159,8 @@ class VisualBilingualLexiconInduction(TaskKind):
 
         def rank(rows: list[int]) -> dict[str, float]:
             try:
-                result = ranking_scores(scores[rows], [data.gold[i] for i in rows], KS, ties="pessimistic")
+                result = ranking_scores(scores[rows], [data.gold[i] for i in rows], KS, ties="pessimistic",
+                                        mrr=params["mrr"])
             except MetricInputError as exc:  # pragma: no cover - inputs are built above
                 raise DataError(f"task {card.name!r} subset {subset.name!r}: {exc}") from None
             return {name: float(result[name]) for name in SCORE_NAMES}
@@ -170,7 +177,7 @@ class VisualBilingualLexiconInduction(TaskKind):
         details: dict[str, Any] = {
             "dataset": params["dataset"], "source_style": params["source_style"],
             "target_style": params["target_style"], "split": params["split"], "feature_source": EMOJI_FEATURE_SOURCE,
-            "ties": "pessimistic", "n_queries": len(everyone), "n_source_total": data.n_source_total,
+            "ties": "pessimistic", "mrr_variant": params["mrr"], "n_queries": len(everyone), "n_source_total": data.n_source_total,
             "n_candidates": len(data.candidate_words), "n_pairs": data.n_pairs,
             "source_images_per_query": _mean([len(s) for s in data.source_sets]),
             "target_images_per_candidate": _mean([len(s) for s in data.target_sets]),
@@ -197,6 +204,15 @@ class VisualBilingualLexiconInduction(TaskKind):
             name: {"n_queries": len(rows), "mean_dispersion": mean_dispersion(rows), **(rank(rows) if rows else {})}
             for name, rows in groups.items()
         }
+        ranks = ranking_scores(scores, data.gold, KS, ties="pessimistic", return_ranks=True)["ranks"].tolist()
+        rank_of = dict(zip(data.query_words, ranks))
+        pos_of: dict[str, str] = {}
+        for word, tags in zip(data.query_words, data.query_pos):
+            pos_of[word] = "".join(tags)
+        # Per unique source word (sorted): best-gold rank ("-": no images or no gold with images) and POS.
+        details["items"] = encode_items("source-word", len(data.source_words), {
+            "rank": encode_column([rank_of.get(word) for word in data.source_words]),
+        }, pos=" ".join(pos_of.get(word) or "-" for word in data.source_words))
         return Score(scores=result, n_items=data.n_source_total, coverage=len(everyone) / data.n_source_total,
                      details=details)
 
@@ -256,6 +272,7 @@ def build_queries(card: TaskCard, subset: Subset, data_dir: Path, params: dict[s
         gold=[sorted(gold[q]) for q in queries],
         query_pos=[tuple(sorted(gold_pos[q] - {""})) for q in queries],
         n_source_total=len(set(sources)),
+        source_words=sorted(set(sources)),
         n_source_total_by_pos={tag: len(listed) for tag, listed in sorted(listed_pos.items()) if tag},
         n_pairs=len(sources),
     )

@@ -9,8 +9,20 @@ import numpy as np
 from ..cards import Subset, TaskCard
 from ..errors import DataError
 from ..hookspecs import hookimpl
-from ..models import Capability, Model
-from . import EvalContext, Score, TaskKind, check_params, check_widths, limit_rows, model_word_vectors
+from ..models import Capability, Incompatible, Model
+from ..results import encode_column, encode_items
+from . import (
+    EvalContext,
+    Score,
+    TaskKind,
+    check_params,
+    check_widths,
+    limit_rows,
+    model_word_vectors,
+    require_separate_vocabularies,
+)
+
+VOCABULARY_BATCH = 65536  # words per embed_words call when averaging a whole vocabulary
 
 PARAMS = {"oov": ("drop", "mean", "zero"), "case": ("exact", "lower", "fallback")}
 
@@ -52,6 +64,24 @@ def embed_vocabulary(model: Model, words_by_language: dict[str, set[str]], case:
     return table
 
 
+def vocabulary_mean(model: Model, language: str) -> np.ndarray:
+    """Mean vector of the model's whole ``language`` vocabulary: what ``oov="mean"`` puts in for a missing
+    word (word-embeddings-benchmarks' ``np.mean(w.vectors, axis=0)``). Averaged in batches, float64."""
+    try:
+        words = list(dict.fromkeys(model.vocabulary(language)))
+    except Incompatible as exc:
+        raise Incompatible(f"oov='mean' fills missing words with the vocabulary mean, but {exc}") from None
+    total, count = None, 0
+    for start in range(0, len(words), VOCABULARY_BATCH):
+        vectors, found = model_word_vectors(model, words[start:start + VOCABULARY_BATCH], language)
+        part = np.asarray(vectors, dtype=np.float64)[found].sum(axis=0)
+        total = part if total is None else total + part
+        count += int(found.sum())
+    if not count:
+        raise Incompatible(f"oov='mean': model {model.name!r} embeds none of its {language!r} vocabulary")
+    return total / count
+
+
 class WordSimilarity(TaskKind):
     name = "word-similarity"
     description = "cosine similarity of word pairs vs. human ratings (Spearman rho, coverage)"
@@ -74,6 +104,7 @@ class WordSimilarity(TaskKind):
 
         params = {"oov": "drop", "case": "fallback", **card.params, **subset.params}
         languages = subset.languages if len(subset.languages) == 2 else subset.languages * 2
+        require_separate_vocabularies(model, languages)
         pairs = load_wordsim(card.data_paths(subset, ctx.data_dir), languages=tuple(languages))
         if len(pairs) == 0:
             raise DataError(f"task {card.name!r} subset {subset.name!r}: no word pairs")
@@ -90,12 +121,25 @@ class WordSimilarity(TaskKind):
         found = np.array([[a is not None, b is not None] for a, b in zip(left, right)], dtype=bool)
         v1 = np.stack([zero if a is None else a for a in left])
         v2 = np.stack([zero if b is None else b for b in right])
-        result = word_similarity(v1, v2, np.asarray(pairs["score"], dtype=np.float64), found, oov=params["oov"])
+        fill = None
+        if params["oov"] == "mean":
+            means = {language: vocabulary_mean(model, language) for language in dict.fromkeys(languages)}
+            fill = (means[languages[0]], means[languages[1]])
+        result = word_similarity(v1, v2, np.asarray(pairs["score"], dtype=np.float64), found, oov=params["oov"],
+                                 vocabulary_mean=fill, return_similarities=True)
         scores = {"spearman": float(result["spearman"]), "pearson": float(result["pearson"])}
         details = {
             "oov_policy": params["oov"], "case_policy": params["case"],
+            **({"oov_fill": "vocabulary-mean"} if params["oov"] == "mean" else {}),
             "n_pairs": int(result["n_pairs"]), "n_found": int(result["n_found"]),
             "n_scored": int(result["n_scored"]), "degenerate": bool(result.get("degenerate", False)),
+            # Per pair, in file order: the cosine scored ("-" when the pair was not) and the gold rating, both
+            # exact: near-equal cosines (words with equal vectors) must keep the order the score saw.
+            "items": encode_items("pair", int(result["n_pairs"]), {
+                "similarity": encode_column(result["similarities"].tolist(), decimals="exact"),
+                "gold": encode_column(np.asarray(pairs["score"], dtype=np.float64).tolist(), decimals="exact"),
+                "covered": encode_column(found.all(axis=1).astype(int).tolist()),  # both words have vectors
+            }),
         }
         return Score(scores=scores, n_items=int(result["n_pairs"]), coverage=float(result["coverage"]), details=details)
 

@@ -17,24 +17,33 @@ from pathlib import Path
 
 from mmbench.errors import MMBenchError
 
+from .fairness import annotate_tables
 from .records import (
     aggregate,
-    assign_ranks,
     group_by,
     load_records,
     main_table,
     model_entries,
-    rank_key,
     read_json,
+    table_key,
 )
-from .render import csv_text, index_page, public_record, score_label, task_page
+from .render import (
+    csv_text,
+    index_page,
+    public_record,
+    score_label,
+    table_order,
+    task_page,
+)
 
 INDEX_NAME = "README.md"
 JSON_NAME = "leaderboard.json"
 _BEST_FIELDS = ("subset", "split", "protocol", "model", "model_argument", "config_hash", "main_score_name",
-                "higher_is_better", "main_mean", "main_sd", "n_seeds")
+                "higher_is_better", "main_mean", "main_sd", "main_ci", "coverage_mean", "rank", "n_seeds")
 _RESERVED_SLUGS = {"readme", "leaderboard"}  # would clash with README.md / leaderboard.json
-_SAFE_FILE = re.compile(r"[a-z0-9][a-z0-9._-]*\.(md|csv)")
+_SAFE_FILE = re.compile(r"[a-z0-9][a-z0-9._-]*\.(md|csv|png)")
+RETRIEVAL_KINDS = ("retrieval", "caption-retrieval")
+MAX_CURVES = 8  # models per recall@K plot (the best ranked ones): more lines are unreadable
 
 
 @dataclass
@@ -84,6 +93,7 @@ def _previous_files(output_dir: Path) -> set[str]:
     if problem is not None or not isinstance(data, dict) or not isinstance(data.get("tasks"), list):
         return set()
     names = {t.get(k) for t in data["tasks"] if isinstance(t, dict) for k in ("page", "csv")}
+    names |= {n for t in data["tasks"] if isinstance(t, dict) and isinstance(t.get("plots"), list) for n in t["plots"]}
     return {n for n in names if isinstance(n, str) and _SAFE_FILE.fullmatch(n)}
 
 
@@ -98,12 +108,50 @@ def _task_summaries(by_task: dict[str, list[dict]], warnings: list[str]) -> list
                             " they are ranked in separate tables")
         if len({r["task_kind"] for r in task_rows}) > 1:
             warnings.append(f"task {task}: records disagree on the task kind")
-        best = min(main_table(task_rows), key=rank_key)
+        best = min(main_table(task_rows), key=table_order)
         tasks.append({"task": task, "page": f"{slugs[task]}.md", "csv": f"{slugs[task]}.csv",
                       "kinds": sorted({r["task_kind"] for r in task_rows}),
-                      "n_models": model_entries(task_rows),
+                      "n_models": model_entries(task_rows), "slug": slugs[task],
                       "best": {k: best[k] for k in _BEST_FIELDS}})
     return tasks
+
+
+def _save_plot(output_dir: Path, name: str, draw) -> str:
+    temporary = output_dir / f".{name}.tmp"
+    draw(temporary)
+    os.replace(temporary, output_dir / name)
+    return name
+
+
+def _task_plots(task: dict, rows: list[dict], records_by_id: dict, output_dir: Path) -> dict:
+    """The plots of a task's main table: ``{table key: [(caption, file name), ...]}`` (deterministic PNGs)."""
+    from . import plots
+    from .render import display_value, score_unit
+    from .stats import decode_items
+
+    table = sorted(main_table(rows), key=table_order)
+    first, slug = table[0], task["slug"]
+    where = f"{task['task']} · {first['subset']} · {first['split']}"
+    name = first["main_score_name"]
+    made = [(f"{name} per model: 95% bootstrap interval (± seed sd where records hold no per-item outputs), coverage",
+             _save_plot(output_dir, f"{slug}.score.png", lambda path: plots.score_plot(
+                 table, path, where, scale=display_value, unit=score_unit(name))))]
+    if first["task_kind"] in RETRIEVAL_KINDS:
+        curves = {}
+        for row in [r for r in table if r.get("rank") is not None][:MAX_CURVES]:
+            raw = (records_by_id.get(row["record_ids"][0], {}).get("details") or {}).get("items")
+            if isinstance(raw, dict) and "columns" in raw:
+                items = decode_items(raw)
+                curves[f"{row['model']} ({row['config_hash'][:6]})"] = {
+                    column.removesuffix("_rank"): plots.recall_curve(values)
+                    for column, values in items.columns.items() if column.endswith("_rank")}
+        if curves:
+            made.append(("recall@K per model (first seed)", _save_plot(
+                output_dir, f"{slug}.recall.png", lambda path: plots.recall_curve_plot(curves, path, where))))
+    if first["task_kind"] == "visual-bli" and any(k.startswith("p1_") for r in table for k in r["scores"]):
+        made.append(("P@1 by part of speech", _save_plot(
+            output_dir, f"{slug}.pos.png", lambda path: plots.pos_plot(table, path, where))))
+    return {table_key(first): made}
 
 
 def build_leaderboards(results_dir: Path, output_dir: Path) -> LeaderboardReport:
@@ -114,7 +162,7 @@ def build_leaderboards(results_dir: Path, output_dir: Path) -> LeaderboardReport
     output_dir = Path(output_dir)
     records, warnings = load_records(results_dir, exclude=output_dir)
     rows = aggregate([public_record(record) for record in records], warnings)
-    assign_ranks(rows)
+    annotate_tables(rows, {record["record_id"]: public_record(record) for record in records})
     by_task = group_by(rows, lambda r: r["task"])
     tasks = _task_summaries(by_task, warnings)
     if not records:
@@ -127,12 +175,16 @@ def build_leaderboards(results_dir: Path, output_dir: Path) -> LeaderboardReport
     stale = _previous_files(output_dir)
     report = LeaderboardReport(output_dir=output_dir, warnings=warnings, n_records=len(records),
                                n_rows=len(rows), n_tasks=len(tasks))
+    records_by_id = {record["record_id"]: record for record in records}
     for task in tasks:
         task_rows = by_task[task["task"]]
-        report.files.append(_write(output_dir, task["page"], task_page(task["task"], task_rows)))
+        plots = _task_plots(task, task_rows, records_by_id, output_dir)
+        task["plots"] = [name for files in plots.values() for _, name in files]
+        report.files += [output_dir / name for name in task["plots"]]
+        report.files.append(_write(output_dir, task["page"], task_page(task["task"], task_rows, plots)))
         report.files.append(_write(output_dir, task["csv"], csv_text(task_rows)))
     report.files.append(_write(output_dir, INDEX_NAME, index_page(tasks, len(records))))
-    summary = {"format": "mmbench-leaderboard", "format_version": 1, "n_records": len(records),
+    summary = {"format": "mmbench-leaderboard", "format_version": 2, "n_records": len(records),
                "tasks": tasks, "rows": rows}
     text = json.dumps(summary, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     report.files.append(_write(output_dir, JSON_NAME, text))

@@ -11,7 +11,7 @@ from typing import Any
 
 from mmbench.errors import DataError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSIONS = (1, 2)  # 2 adds optional per-item outputs (details.items); 1 still renders, without intervals
 # The config hash already encodes the model's identity (e.g. the vectors file sha256), so the model
 # argument (a local path) is not part of the key: one file scored from two paths is one model.
 ROW_KEY = ("task", "subset", "split", "protocol", "model", "config_hash", "main_score_name", "higher_is_better")
@@ -38,14 +38,14 @@ def is_finite(value: Any) -> bool:
 
 
 def record_problem(data: Any) -> str | None:
-    """Why ``data`` is not a usable schema-1 result record, or None if it is."""
+    """Why ``data`` is not a usable result record (schema 1 or 2), or None if it is."""
     if not isinstance(data, dict):
         return "not a JSON object"
     if "schema_version" not in data:
         return "no schema_version (not a result record)"
     version = data["schema_version"]
-    if not is_int(version) or version != SCHEMA_VERSION:
-        return f"schema_version {version!r} is not supported (expected {SCHEMA_VERSION})"
+    if not is_int(version) or version not in SCHEMA_VERSIONS:
+        return f"schema_version {version!r} is not supported (expected one of {', '.join(map(str, SCHEMA_VERSIONS))})"
     for key in _REQUIRED_STRINGS:
         if not isinstance(data.get(key), str) or not data[key].strip():
             return f"'{key}' must be a non-empty string"
@@ -223,6 +223,7 @@ def _aggregate_group(key: tuple, by_seed: dict[int, dict], warn: Callable[[str],
     scores = {name: _mean([float(v) for r in records if is_finite(v := r["scores"].get(name))])
               for name in names}
     n_items = sorted({r.get("n_items") for r in records if r.get("n_items") is not None})
+    n_scored = [_scored_items(r) for r in records]
     if len(n_items) > 1:
         warn(f"{_describe(key)}: n_items differs across seeds {n_items}; showing the smallest")
     languages = records[0]["languages"]
@@ -239,11 +240,21 @@ def _aggregate_group(key: tuple, by_seed: dict[int, dict], warn: Callable[[str],
         "seeds": [r["seed"] for r in records],
         "coverage_mean": _mean([float(r["coverage"]) for r in records if r.get("coverage") is not None]),
         "n_items": n_items[0] if n_items else None,
+        "n_scored": min(n_scored) if None not in n_scored else None,
         "languages": list(languages),
         "scores": scores,
         "record_ids": sorted(r["record_id"] for r in records),
         "mmbench_versions": sorted(str(v) for v in versions),
     }
+
+
+def _scored_items(record: dict) -> int | None:
+    """Items a record's score is computed on: pairs scored, queries asked, else all its items."""
+    details = record.get("details") if isinstance(record.get("details"), dict) else {}
+    for name in ("n_scored", "n_queries"):
+        if is_int(details.get(name)):
+            return details[name]
+    return record.get("n_items")
 
 
 def assign_ranks(rows: list[dict]) -> None:

@@ -15,6 +15,7 @@ import math
 import re
 from typing import Any
 
+from .fairness import POLICY
 from .records import (
     group_by,
     model_entries,
@@ -29,8 +30,10 @@ MAX_EXTRA_SCORES = 6  # sub-score columns per Markdown table; CSV and JSON keep 
 GRID_SUBSETS = range(2, 13)  # a per-subset summary grid is drawn for 2..12 subsets
 MISSING = "—"
 CSV_FIELDS = ("task", "task_kind", "subset", "split", "protocol", "rank", "model", "model_argument",
-              "config_hash", "main_score_name", "higher_is_better", "main_mean", "main_sd", "n_seeds",
-              "seeds", "coverage_mean", "n_items", "languages", "record_ids", "mmbench_versions")
+              "config_hash", "main_score_name", "higher_is_better", "main_mean", "main_sd", "main_ci", "n_seeds",
+              "seeds", "coverage_mean", "n_items", "n_scored", "ranked", "rank_by", "common_mean", "common_ci",
+              "common_n", "oov_penalised", "p_vs_best", "differs_from_best", "languages", "record_ids",
+              "mmbench_versions")
 _MD_SPECIAL = re.compile(r"[\\|*_`\[\]<>~&$]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _SAFE_CODE = re.compile(r"[0-9A-Za-z._-]+")
@@ -123,81 +126,179 @@ def _table_lines(header: list[str], align: list[str], body: list[list[str]]) -> 
 
 # --- Markdown pages ------------------------------------------------------------------------------------------
 
+_PERCENT = re.compile(r"^(p\d+|.*_r\d+|r\d+|accuracy|mean_p\d+|rsum)(_[A-Z]+)?$")
+_RANK = re.compile(r"^.*_(medr|meanr)$")
+_MRR = re.compile(r"^(.*_)?mrr(_[A-Z]+)?$")
+
+
+def score_unit(name: str) -> str:
+    """The unit a score is shown in: ``%`` (MRR too, x100, so a family such as P@k + MRR shares one unit),
+    ``rank`` or ``0-1`` (correlations and anything else)."""
+    if name == "rsum" or name.endswith("_rsum"):
+        return "sum of 6 %"
+    if _PERCENT.match(name) or _MRR.match(name):
+        return "%"
+    return "rank" if _RANK.match(name) else "0-1"
+
+
+def display_value(name: str, value: float | None) -> float | None:
+    """A score as pages show it: MRR (stored as a fraction) times 100, everything else as stored."""
+    return None if value is None else value * 100 if _MRR.match(name) else value
+
+
+def score_header(name: str) -> str:
+    return f"{escape_markdown(name)} ({score_unit(name)})"
+
+
+def format_interval(name: str, interval: list[float] | None) -> str:
+    if not interval:
+        return MISSING
+    low, high = (display_value(name, v) for v in interval)
+    return f"[{format_score(low)}, {format_score(high)}]"
+
+
+def format_versus_best(row: dict) -> str:
+    if row.get("rank") == 1:
+        return "best"
+    p = row.get("p_vs_best")
+    if p is None:
+        return MISSING
+    return f"{'▼' if row.get('differs_from_best') else '≈'} p={p:.3f}"
+
+
+def format_n(row: dict) -> str:
+    scored, total = row.get("n_scored"), row["n_items"]
+    if total is None:
+        return MISSING
+    return str(total) if scored is None or scored == total else f"{scored} / {total}"
+
+
+def split_label(row: dict) -> str:
+    """The split as the protocol defines it: ``dev+test`` when the protocol joins halves under one split."""
+    match = _JOINED_SPLITS.search(row["protocol"])
+    return match.group(1) if match and row["split"] in match.group(1).split("+") else row["split"]
+
+
+_JOINED_SPLITS = re.compile(r"(?:^|/)((?:train|dev|val|test)(?:\+(?:train|dev|val|test))+)(?:/|$)")
+
+
+def table_order(row: dict) -> tuple:
+    """Ranked rows by rank, then the unranked ones by their own score."""
+    return (row.get("rank") is None, row.get("rank") or 0, rank_key(row))
+
 
 def _ranked_table(rows: list[dict]) -> list[str]:
     main = rows[0]["main_score_name"]
     extras = sorted({n for r in rows for n in r["scores"] if n != main}, key=natural_key)[:MAX_EXTRA_SCORES]
-    header = ["Rank", "Model", "Config", f"{escape_markdown(main)} (mean ± sd)", "Seeds", "Coverage",
-              "Protocol", "n", *(escape_markdown(name) for name in extras)]
-    align = ["---:", ":---", ":---", "---:", "---:", "---:", ":---", "---:"] + ["---:"] * len(extras)
-    body = [[str(r["rank"]), escape_markdown(r["model"]), _config_cell(r["config_hash"]),
-             format_mean_sd(r["main_mean"], r["main_sd"]), str(r["n_seeds"]), format_coverage(r["coverage_mean"]),
-             escape_markdown(r["protocol"]), MISSING if r["n_items"] is None else str(r["n_items"]),
-             *(format_score(r["scores"].get(name)) for name in extras)] for r in rows]
+    has_coverage = any(r["coverage_mean"] is not None for r in rows)
+    common_n = next((r["common_n"] for r in rows if r.get("common_n")), None)
+    has_oov = any(r.get("oov_penalised") is not None for r in rows)
+    header = ["Rank", "Model", "Config", f"{score_header(main)} mean ± sd", "95% CI"]
+    header += [f"Common subset (n={common_n})"] if common_n else []
+    header += ["vs best"] + (["Coverage"] if has_coverage else []) + (["OOV-penalised"] if has_oov else [])
+    header += ["n scored / total", "Seeds", *(score_header(name) for name in extras)]
+    body = []
+    for r in rows:
+        mean, sd = display_value(main, r["main_mean"]), display_value(main, r["main_sd"])
+        line = [MISSING if r.get("rank") is None else str(r["rank"]), escape_markdown(r["model"]),
+                _config_cell(r["config_hash"]), format_mean_sd(mean, sd), format_interval(main, r.get("main_ci"))]
+        if common_n:
+            common = display_value(main, r.get("common_mean"))
+            line.append(MISSING if common is None else
+                        f"{format_score(common)} {format_interval(main, r.get('common_ci'))}")
+        line.append(format_versus_best(r))
+        line += [format_coverage(r["coverage_mean"])] if has_coverage else []
+        line += [format_score(display_value(main, r.get("oov_penalised")))] if has_oov else []
+        line += [format_n(r), str(r["n_seeds"]),
+                 *(format_score(display_value(name, r["scores"].get(name))) for name in extras)]
+        body.append(line)
+    align = ["---:", ":---", ":---"] + ["---:"] * (len(header) - 3)
     return _table_lines(header, align, body)
 
 
+def _grid_cell(row: dict | None, best: bool) -> str:
+    if row is None:
+        return MISSING
+    text = format_score(display_value(row["main_score_name"], row["main_mean"]))
+    text = f"**{text}**" if best else text
+    notes = [] if row["coverage_mean"] is None else [format_coverage(row["coverage_mean"])]
+    notes += ["unranked"] if row.get("ranked") is False else []
+    return f"{text} ({', '.join(notes)})" if notes else text
+
+
 def _summary_grid(rows: list[dict], subsets: list[str]) -> list[str]:
-    """Rows = model entries, columns = subsets, cell = main score mean (best per column in bold)."""
+    """Rows = model entries, columns = subsets, cell = main score mean (coverage); rank 1 per column in bold."""
     cells = group_by(rows, lambda r: (r["model"], r["config_hash"]))
-    best = {subset: min(rank_key(r) for r in rows if r["subset"] == subset)[0] for subset in subsets}
     body = []
     for model, config_hash in sorted(cells):
         by_subset = {r["subset"]: r for r in cells[model, config_hash]}
         line = [escape_markdown(model), _config_cell(config_hash)]
-        for subset in subsets:
-            row = by_subset.get(subset)
-            text = MISSING if row is None else format_score(row["main_mean"])
-            line.append(f"**{text}**" if row is not None and rank_key(row)[0] == best[subset] else text)
+        line += [_grid_cell(by_subset.get(s), by_subset.get(s, {}).get("rank") == 1) for s in subsets]
         body.append(line)
     header = ["Model", "Config", *(escape_markdown(s) for s in subsets)]
     return _table_lines(header, [":---", ":---"] + ["---:"] * len(subsets), body)
 
 
-def task_page(task: str, rows: list[dict]) -> str:
-    """The Markdown page of one task: header, summary grids, one ranked table per subset/split/protocol."""
+def task_page(task: str, rows: list[dict], plots: dict | None = None) -> str:
+    """The Markdown page of one task: header, policy, summary grids, one ranked table per subset/split/protocol.
+
+    ``plots``: ``{table key: [(caption, file name), ...]}`` images shown under their table."""
     groups = group_by(rows, lambda r: (r["main_score_name"], not r["higher_is_better"]))
     kinds = sorted({r["task_kind"] for r in rows})
     lines = [f"# {escape_markdown(task)}", "",
              f"- Task kind: {escape_markdown(', '.join(kinds))}",
              f"- Main score: {escape_markdown('; '.join(score_label(g[0]) for g in groups.values()))}",
              f"- Models: {model_entries(rows)} · result records: {sum(r['n_seeds'] for r in rows)}", "",
-             ("Scores are means over seeds ± sample standard deviation (no ± with a single seed). "
-             "Coverage is the mean share of items the model covered (— where the task has none)."), ""]
+             ("Scores are means over seeds ± sample standard deviation (no ± with a single seed), in the unit "
+              "named in each column header (% = percent, MRR included as percent; 0-1 = correlation). "
+              "Coverage is the mean share of items the model covered (— where the task has none); "
+              "n counts the items scored of all items. — in an interval column: the records hold no per-item "
+              "outputs (written before schema 2)."), "", POLICY, ""]
     for group_rows in groups.values():
         suffix = f" · {escape_markdown(score_label(group_rows[0]))}" if len(groups) > 1 else ""
         sections = group_by(group_rows, lambda r: (split_key(r["split"]), r["protocol"]))
         for (_, protocol), section in sorted(sections.items()):
-            split = section[0]["split"]
             subsets = sorted({r["subset"] for r in section}, key=subset_key)
             if len(subsets) in GRID_SUBSETS:
                 lines += [(f"## Summary by subset: {escape_markdown(section[0]['main_score_name'])} · "
-                          f"{escape_markdown(split)} · {escape_markdown(protocol)}{suffix}"), "",
-                          *_summary_grid(section, subsets), ""]
-        for table in group_by(group_rows, table_key).values():
+                           f"{escape_markdown(split_label(section[0]))}{suffix}"), "",
+                          f"Protocol: {_code(protocol)}", "", *_summary_grid(section, subsets), ""]
+        for key, table in group_by(group_rows, table_key).items():
             first = table[0]
-            lines += [(f"## {escape_markdown(first['subset'])} · {escape_markdown(first['split'])} · "
-                      f"{escape_markdown(first['protocol'])}{suffix}"), "",
-                      *_ranked_table(sorted(table, key=rank_key)), ""]
+            lines += [(f"## {escape_markdown(first['subset'])} · {escape_markdown(split_label(first))}{suffix}"), "",
+                      f"Protocol: {_code(first['protocol'])}", "", *_ranked_table(sorted(table, key=table_order)), ""]
+            for caption, name in (plots or {}).get(key, []):
+                lines += [f"![{escape_markdown(caption)}]({name})", ""]
     return "\n".join(lines)
+
+
+def _code(text: str) -> str:
+    return f"`{text}`" if "`" not in text and not _CONTROL.search(text) else escape_markdown(text)
 
 
 def index_page(tasks: list[dict], n_records: int) -> str:
     """The index: one line per task (``tasks`` as in ``leaderboard.json``) linking to its page."""
     lines = ["# mmbench leaderboards", "",
              (f"Built by `mmbench leaderboard` from {n_records} result records; do not edit by hand. "
-             "Each task page ranks models by the mean main score over seeds (± sample standard deviation)."), ""]
+              "Each task page ranks models by the mean main score over seeds (± sample standard deviation), "
+              "with 95 % bootstrap intervals and a significance test against the best model where the records "
+              "hold per-item outputs. The best model here is the rank-1 model of the main table under the "
+              "coverage policy stated on each page; its coverage is shown beside its score."), ""]
     if not tasks:
         return "\n".join(lines + ["No result records found.", ""])
-    header = ["Task", "Kind", "Models", "Main subset", "Best model", "Score"]
+    header = ["Task", "Kind", "Models", "Main subset", "Best model", "Score", "95% CI", "Coverage"]
     body = []
     for task in tasks:
         best = task["best"]
+        name = best["main_score_name"]
         body.append([f"[{escape_markdown(task['task'])}]({task['page']})", escape_markdown(", ".join(task["kinds"])),
-                     str(task["n_models"]), f"{escape_markdown(best['subset'])} ({escape_markdown(best['split'])})",
+                     str(task["n_models"]), f"{escape_markdown(best['subset'])} ({escape_markdown(split_label(best))})",
                      f"{escape_markdown(best['model'])} {_config_cell(best['config_hash'])}",
-                     f"{escape_markdown(best['main_score_name'])} {format_mean_sd(best['main_mean'], best['main_sd'])}"])
-    return "\n".join(lines + _table_lines(header, [":---", ":---", "---:", ":---", ":---", "---:"], body) + [""])
+                     (f"{score_header(name)} "
+                      f"{format_mean_sd(display_value(name, best['main_mean']), display_value(name, best['main_sd']))}"),
+                     format_interval(name, best.get("main_ci")), format_coverage(best.get("coverage_mean"))])
+    align = [":---", ":---", "---:", ":---", ":---", "---:", "---:", "---:"]
+    return "\n".join(lines + _table_lines(header, align, body) + [""])
 
 
 # --- CSV -------------------------------------------------------------------------------------------------------
@@ -225,6 +326,6 @@ def csv_text(rows: list[dict]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([*CSV_FIELDS, *(csv_safe(f"score.{name}") for name in score_names)])
     for row in rows:
-        writer.writerow([_csv_cell(row[name]) for name in CSV_FIELDS]
+        writer.writerow([_csv_cell(row.get(name)) for name in CSV_FIELDS]
                         + [_csv_cell(row["scores"].get(name)) for name in score_names])
     return buffer.getvalue()

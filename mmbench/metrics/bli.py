@@ -134,7 +134,8 @@ def bli_scores(
     ks: Sequence[int] = (1, 5, 10),
     chunk_size: int = 4096,
     n_source_total: int | None = None,
-) -> dict[str, float | int | None]:
+    return_ranks: bool = False,
+) -> dict[str, Any]:
     """Precision@k (percent, keys ``p1, p5, p10`` for the default ``ks``), ``mrr``, ``n_queries``, ``coverage``.
 
     ``source_vectors`` (S, d) and ``target_vectors`` (T, d) are the full vocabularies; ``queries`` maps
@@ -155,6 +156,8 @@ def bli_scores(
                 f"n_source_total ({n_source_total}) is smaller than the number of queries ({len(ranks)})"
             )
         result["coverage"] = len(ranks) / n_source_total if n_source_total else 0.0
+    if return_ranks:  # per query (``queries`` order): the per-item output of a record
+        result["ranks"] = np.asarray(ranks, dtype=np.int64)
     return result
 
 

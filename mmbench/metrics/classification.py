@@ -147,7 +147,8 @@ def train_eval_linear(
         raise MetricInputError(f"train_x has shape {train.shape} for {len(train_y)} labels")
     test = np.asarray(test_x)
     if len(test_y) == 0:
-        return {"accuracy": 0.0, "n_train": len(train_y), "n_test": 0, "n_classes": len(classes)}
+        return {"accuracy": 0.0, "n_train": len(train_y), "n_test": 0, "n_classes": len(classes),
+                "correct": np.zeros(0, dtype=bool)}
     if test.ndim != 2 or test.shape != (len(test_y), train.shape[1]):
         raise MetricInputError(f"test_x has shape {test.shape}, expected ({len(test_y)}, {train.shape[1]})")
     weights = fit_averaged_perceptron(
@@ -160,4 +161,5 @@ def train_eval_linear(
         "n_train": len(train_y),
         "n_test": len(test_y),
         "n_classes": len(classes),
+        "correct": np.asarray(correct, dtype=bool),  # per test document: the per-item output of a record
     }

@@ -279,13 +279,15 @@ def retrieval_scores(
     similarity: Similarity = "cosine",
     ties: Ties = "pessimistic",
     block_size: int = 1024,
-) -> dict[str, float]:
+    return_ranks: bool = False,
+) -> dict[str, Any]:
     """VSE++ retrieval metrics: ``i2t_/t2i_`` ``r1, r5, r10`` (percent), ``medr``, ``meanr``, and ``rsum``.
 
     ``similarity``: ``"cosine"`` (rows normalised; an all-zero row has similarity 0), ``"dot"``, or
     ``"order"`` (``-||max(0, caption - image)||^2``). ``ties="pessimistic"`` ranks a wrong item with a
     score equal to the correct one before it (all-equal scores give R@1 = 0); ``"optimistic"`` after it.
     Numpy arrays and CPU/CUDA tensors are accepted; tensors are scored on their device.
+    ``return_ranks`` adds ``ranks``: the 0-based ``(i2t (N,), t2i (N*k,))`` ranks (per-item outputs).
 
     >>> import numpy as np
     >>> round(retrieval_scores(np.eye(2), np.eye(2).repeat(5, axis=0))["rsum"])
@@ -301,10 +303,12 @@ def retrieval_scores(
     )
     result = {**_summary(i2t, "i2t"), **_summary(t2i, "t2i")}
     result["rsum"] = sum(result[f"{d}_r{k}"] for d in ("i2t", "t2i") for k in (1, 5, 10))
+    if return_ranks:
+        result["ranks"] = (i2t, t2i)
     return result
 
 
-def coco_1k_scores(images: Any, captions: Any, **kwargs: Any) -> dict[str, float]:
+def coco_1k_scores(images: Any, captions: Any, *, return_ranks: bool = False, **kwargs: Any) -> dict[str, Any]:
     """COCO 1K test: every metric averaged over five contiguous folds of 1000 images (VSE++ ``fold5``).
 
     ``rsum`` is the mean of the per-fold rsums (VSE++ *prints* ``6 x`` the mean i2t average recall on
@@ -315,7 +319,11 @@ def coco_1k_scores(images: Any, captions: Any, **kwargs: Any) -> dict[str, float
         raise MetricInputError(f"coco_1k_scores needs the 5000-image COCO test set, got {n} images")
     k = int(kwargs.get("captions_per_image", 5))
     folds = [
-        retrieval_scores(images[f * 1000 : (f + 1) * 1000], captions[f * 1000 * k : (f + 1) * 1000 * k], **kwargs)
+        retrieval_scores(images[f * 1000 : (f + 1) * 1000], captions[f * 1000 * k : (f + 1) * 1000 * k],
+                         return_ranks=True, **kwargs)
         for f in range(5)
     ]
-    return {key: float(np.mean([fold[key] for fold in folds])) for key in folds[0]}
+    result: dict[str, Any] = {key: float(np.mean([fold[key] for fold in folds])) for key in folds[0] if key != "ranks"}
+    if return_ranks:  # ranks within each fold, folds concatenated
+        result["ranks"] = tuple(np.concatenate([fold["ranks"][d] for fold in folds]) for d in (0, 1))
+    return result

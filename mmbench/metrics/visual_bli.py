@@ -225,18 +225,28 @@ def _gold_lists(gold: Sequence[int | Iterable[int]], n_rows: int, n_cols: int) -
     return lists
 
 
+MrrVariant = Literal["best-gold", "per-pair"]
+
+
 def ranking_scores(
     similarity: Any,
     gold: Sequence[int | Iterable[int]],
     ks: Sequence[int] = (1, 10),
     *,
     ties: Literal["pessimistic", "optimistic"] = "pessimistic",
-) -> dict[str, float | int]:
+    mrr: MrrVariant = "best-gold",
+    return_ranks: bool = False,
+) -> dict[str, Any]:
     """MRR (0-1) and precision@k (percent, keys ``p{k}``) of each source row's gold target column.
 
-    ``gold[i]`` is the gold column of row ``i`` (or a collection of them: the best-ranked counts).
-    No rows gives zeros with ``n_queries = 0``.
+    ``gold[i]`` is the gold column of row ``i`` (or a collection of them: the best-ranked counts for
+    P@k). ``mrr="best-gold"`` averages ``1 / (rank + 1)`` of each row's best-ranked gold over rows;
+    ``mrr="per-pair"`` (the MMID reference, Hewitt et al. 2018) averages it over (row, gold) pairs, each
+    gold ranked by itself among *all* other columns (other golds included). No rows gives zeros with
+    ``n_queries = 0``. ``return_ranks`` adds ``ranks``: the 0-based best-gold rank of every row.
     """
+    if mrr not in ("best-gold", "per-pair"):
+        raise MetricInputError(f"mrr must be 'best-gold' or 'per-pair', got {mrr!r}")
     sims = torch.as_tensor(np.asarray(similarity, dtype=np.float64))
     if sims.ndim != 2:
         raise MetricInputError(f"similarity must be a 2-D (source x target) matrix, got shape {tuple(sims.shape)}")
@@ -248,10 +258,17 @@ def ranking_scores(
         index, valid = padded_index(gold_lists, sims.device)
         ranks = ranks_in_place(sims.clone(), index, ties, valid).numpy()
     else:
-        ranks = np.zeros(0)
-    result: dict[str, float | int] = {"mrr": float(np.mean(1.0 / (ranks + 1))) if len(ranks) else 0.0}
+        ranks = np.zeros(0, dtype=np.int64)
+    reciprocal = 1.0 / (ranks + 1)
+    if mrr == "per-pair" and gold_lists:
+        rows = [row for row, targets in enumerate(gold_lists) for _ in targets]
+        single = torch.tensor([[t] for targets in gold_lists for t in targets], dtype=torch.long)
+        reciprocal = 1.0 / (ranks_in_place(sims[rows].clone(), single, ties).numpy() + 1)
+    result: dict[str, Any] = {"mrr": float(np.mean(reciprocal)) if len(reciprocal) else 0.0}
     result.update({f"p{k}": recall_at(ranks, k) for k in ks})
     result["n_queries"] = len(ranks)
+    if return_ranks:
+        result["ranks"] = np.asarray(ranks, dtype=np.int64)
     return result
 
 

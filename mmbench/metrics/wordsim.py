@@ -4,11 +4,13 @@ Pairs whose words have no vector are handled by a named policy (``oov``):
 
 * ``"drop"`` (as in Faruqui & Dyer's wordvectors.org scripts): only pairs with both vectors are scored.
 * ``"zero"``: every pair is scored; a pair with a missing word gets similarity 0.
-* ``"mean"``: every pair is scored; a missing word is represented by the mean of the found vectors of
-  its column (``vectors1`` for first words, ``vectors2`` for second words; a word occurring in
-  several found pairs counts that often). With a per-pair ``found`` mask of shape (n,) it is not
-  known which word is missing, so *both* words of an unfound pair take their column means; a
-  per-word mask of shape (n, 2) replaces only the missing word and should be preferred.
+* ``"mean"``: every pair is scored; a missing word is represented by the mean vector of the model's
+  *whole vocabulary* (``vocabulary_mean``), as word-embeddings-benchmarks' ``evaluate_similarity``
+  does (``mean_vector = np.mean(w.vectors, axis=0)``), not by the mean of the words found in the pair
+  list. ``vocabulary_mean`` is one (d,) vector, or a pair of them (first words, second words) for a
+  crosslingual list whose two columns come from two vocabularies. With a per-pair ``found`` mask of
+  shape (n,) it is not known which word is missing, so *both* words of an unfound pair take the mean;
+  a per-word mask of shape (n, 2) replaces only the missing word and should be preferred.
 
 Spearman's rho uses average ranks for ties (what ``scipy.stats.spearmanr`` computes). When fewer than
 two pairs are scored, or the similarities or ratings are constant, the correlation is undefined;
@@ -52,8 +54,18 @@ def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
 
 
-def _column_mean(vectors: np.ndarray, found: np.ndarray) -> np.ndarray:
-    return vectors[found].mean(axis=0) if found.any() else np.zeros(vectors.shape[1])
+def _fill_vectors(vocabulary_mean: Any, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """``vocabulary_mean`` as (first-word fill, second-word fill), each a finite (dim,) float64 vector."""
+    if vocabulary_mean is None:
+        raise MetricInputError("oov='mean' needs vocabulary_mean: the mean vector of the model's whole vocabulary")
+    if isinstance(vocabulary_mean, (tuple, list)) and len(vocabulary_mean) == 2:
+        first, second = (np.asarray(v, dtype=np.float64) for v in vocabulary_mean)
+    else:
+        first = second = np.asarray(vocabulary_mean, dtype=np.float64)
+    for fill in (first, second):
+        if fill.shape != (dim,) or not np.isfinite(fill).all():
+            raise MetricInputError(f"vocabulary_mean must be finite ({dim},) vectors, got shape {fill.shape}")
+    return first, second
 
 
 def word_similarity(
@@ -63,13 +75,17 @@ def word_similarity(
     found: Any,
     *,
     oov: OOVPolicy = "drop",
+    vocabulary_mean: Any = None,
+    return_similarities: bool = False,
 ) -> dict[str, Any]:
     """Spearman (and Pearson) correlation of pair cosines with ``gold`` ratings.
 
     ``vectors1``/``vectors2`` are (n, d) with one row per pair (rows of missing words are ignored and
     may hold anything), ``gold`` is (n,), ``found`` is a boolean (n,) per-pair or (n, 2) per-word mask.
     Returns ``spearman, pearson, coverage`` (pairs with both vectors / all pairs), ``n_pairs,
-    n_found, n_scored, oov_policy, degenerate``.
+    n_found, n_scored, oov_policy, degenerate``; with ``return_similarities`` also ``similarities``:
+    the (n,) cosine of every pair (NaN where the pair is not scored), the per-item output that
+    bootstrap intervals and common-subset scores are computed from.
     """
     if oov not in ("drop", "mean", "zero"):
         raise MetricInputError(f"oov must be 'drop', 'mean' or 'zero', got {oov!r}")
@@ -100,8 +116,9 @@ def word_similarity(
             sims = np.zeros(n)
             sims[pair_found] = _cosine_rows(v1[pair_found], v2[pair_found])
         else:
-            left = np.where(word_found[:, :1], v1, _column_mean(v1, word_found[:, 0]))
-            right = np.where(word_found[:, 1:], v2, _column_mean(v2, word_found[:, 1]))
+            fill1, fill2 = _fill_vectors(vocabulary_mean, v1.shape[1])
+            left = np.where(word_found[:, :1], v1, fill1)
+            right = np.where(word_found[:, 1:], v2, fill2)
             sims = _cosine_rows(left, right)
     scored_gold = gold[scored]
 
@@ -111,7 +128,7 @@ def word_similarity(
     else:
         spearman = _pearson(average_ranks(sims), average_ranks(scored_gold))
         pearson = _pearson(sims, scored_gold)
-    return {
+    result = {
         "spearman": spearman,
         "pearson": pearson,
         "coverage": float(pair_found.mean()) if n else 0.0,
@@ -121,3 +138,8 @@ def word_similarity(
         "oov_policy": oov,
         "degenerate": bool(degenerate),
     }
+    if return_similarities:
+        every = np.full(n, np.nan)
+        every[scored] = sims
+        result["similarities"] = every
+    return result

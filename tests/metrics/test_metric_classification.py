@@ -130,12 +130,15 @@ def test_train_eval_hand_computed_and_deterministic():
     x = np.array([[2.0, 0.0], [3.0, 1.0], [-2.0, 0.0], [-3.0, -1.0]])
     labels = ["pos", "pos", "neg", "neg"]
     result = train_eval_linear(x, labels, np.array([[5.0, 0.0], [-5.0, 0.0]]), ["pos", "neg"])
+    correct = result.pop("correct")
     assert result == {"accuracy": 100.0, "n_train": 4, "n_test": 2, "n_classes": 2}
+    assert correct.tolist() == [True, True]
     unseen = train_eval_linear(x, labels, np.array([[5.0, 0.0]]), ["other"])
     assert unseen["accuracy"] == 0.0
     rng = np.random.default_rng(0)
     xs, ys = rng.normal(size=(50, 3)), rng.integers(0, 3, size=50).tolist()
-    assert train_eval_linear(xs, ys, xs, ys, seed=4) == train_eval_linear(xs, ys, xs, ys, seed=4)
+    first, again = train_eval_linear(xs, ys, xs, ys, seed=4), train_eval_linear(xs, ys, xs, ys, seed=4)
+    assert np.array_equal(first.pop("correct"), again.pop("correct")) and first == again
 
 
 def test_train_eval_edge_cases():

@@ -37,25 +37,11 @@ def ref_cosine(a, b) -> float:
     return 0.0 if na == 0 or nb == 0 else sum(p * q for p, q in zip(a, b)) / (na * nb)
 
 
-def ref_word_similarity(v1, v2, gold, found, oov):
+def ref_word_similarity(v1, v2, gold, found, oov, fill=None):
+    """``fill``: the (first-word, second-word) vectors that stand in for a missing word under oov='mean'."""
     n = len(gold)
     per_word = [(bool(f[0]), bool(f[1])) if np.ndim(f) else (bool(f), bool(f)) for f in found]
-    mean1 = (
-        [
-            sum(v1[i][d] for i in range(n) if per_word[i][0]) / max(1, sum(p[0] for p in per_word))
-            for d in range(len(v1[0]))
-        ]
-        if n
-        else []
-    )
-    mean2 = (
-        [
-            sum(v2[i][d] for i in range(n) if per_word[i][1]) / max(1, sum(p[1] for p in per_word))
-            for d in range(len(v2[0]))
-        ]
-        if n
-        else []
-    )
+    mean1, mean2 = fill if fill is not None else (None, None)
     sims, scored_gold = [], []
     for i in range(n):
         both = per_word[i][0] and per_word[i][1]
@@ -118,8 +104,10 @@ def random_pairs(seed: int, n: int, dim: int = 6, oov_rate: float = 0.3, per_wor
 @pytest.mark.parametrize("per_word", [False, True])
 def test_random_pairs_match_reference(seed, n, oov, per_word):
     v1, v2, gold, found = random_pairs(seed, n, per_word=per_word)
-    want = ref_word_similarity(v1.tolist(), v2.tolist(), gold.tolist(), found.tolist(), oov)
-    assert_matches(word_similarity(v1, v2, gold, found, oov=oov), want)
+    fill = np.random.default_rng(seed + 100).normal(size=(2, v1.shape[1]))  # stand-ins for two vocabulary means
+    want = ref_word_similarity(v1.tolist(), v2.tolist(), gold.tolist(), found.tolist(), oov, fill.tolist())
+    got = word_similarity(v1, v2, gold, found, oov=oov, vocabulary_mean=(fill[0], fill[1]))
+    assert_matches(got, want)
 
 
 def test_spearman_equals_scipy_with_ties():
@@ -152,23 +140,38 @@ def test_oov_policies_by_hand():
     assert zero["n_scored"] == 4 and zero["coverage"] == 0.75
     # zero: similarities (1, 0, 0, 1) vs gold (4, 1, 2, 3): average ranks (3.5, 1.5, 1.5, 3.5) vs (4, 1, 2, 3)
     assert zero["spearman"] == pytest.approx(ref_pearson([3.5, 1.5, 1.5, 3.5], [4, 1, 2, 3]))
-    # mean: missing word -> mean of found first words (1/3, 1): cosine with (0, 1) = .949,
-    # so similarities (1, 0, .949, 1): ranks (3.5, 1, 2, 3.5) vs gold ranks (4, 1, 2, 3)
-    mean = word_similarity(v1, v2, gold, found, oov="mean")
-    assert mean["spearman"] == pytest.approx(ref_pearson([3.5, 1, 2, 3.5], [4, 1, 2, 3]))
+    # mean: missing word -> the vocabulary mean (1, -1): cosine with (0, 1) = -.707,
+    # so similarities (1, 0, -.707, 1): ranks (3.5, 2, 1, 3.5) vs gold ranks (4, 1, 2, 3)
+    mean = word_similarity(v1, v2, gold, found, oov="mean", vocabulary_mean=np.array([1.0, -1.0]))
+    assert mean["spearman"] == pytest.approx(ref_pearson([3.5, 2, 1, 3.5], [4, 1, 2, 3]))
+
+
+def test_mean_fill_is_the_vocabulary_mean_not_the_found_words_mean():
+    """word-embeddings-benchmarks fills a missing word with ``np.mean(w.vectors, axis=0)`` (the whole
+    vocabulary). The old code used the mean of the found first words, (1/3, 1), giving cosine .949."""
+    v1 = np.array([[1.0, 0.0], [0.0, 1.0], [np.nan, np.nan], [0.0, 2.0]])
+    v2 = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 3.0]])
+    found = np.array([[True, True], [True, True], [False, True], [True, True]])
+    got = word_similarity(v1, v2, [4.0, 1.0, 2.0, 3.0], found, oov="mean", vocabulary_mean=np.array([1.0, -1.0]),
+                          return_similarities=True)
+    assert got["similarities"][2] == pytest.approx(-math.sqrt(0.5), abs=1e-12)
+    with pytest.raises(ValueError, match="vocabulary_mean"):
+        word_similarity(v1, v2, [4.0, 1.0, 2.0, 3.0], found, oov="mean")
 
 
 def test_per_pair_mask_mean_replaces_both_words():
     v1 = np.array([[1.0, 0.0], [0.0, 1.0], [5.0, -5.0]])
     v2 = np.array([[1.0, 0.0], [1.0, 1.0], [7.0, 7.0]])
-    got = word_similarity(v1, v2, [1.0, 2.0, 3.0], np.array([True, True, False]), oov="mean")
-    # pair 3 -> mean1 (.5, .5) vs mean2 (1, .5): cosine .9487; sims (1, .707, .949) vs gold (1, 2, 3)
+    got = word_similarity(v1, v2, [1.0, 2.0, 3.0], np.array([True, True, False]), oov="mean",
+                          vocabulary_mean=(np.array([0.5, 0.5]), np.array([1.0, 0.5])))
+    # pair 3 -> (.5, .5) vs (1, .5): cosine .9487; sims (1, .707, .949) vs gold (1, 2, 3)
     assert got["spearman"] == pytest.approx(ref_pearson([3, 1, 2], [1, 2, 3]))
 
 
 @pytest.mark.parametrize("oov", ["drop", "zero", "mean"])
 def test_empty_input_is_defined(oov):
-    got = word_similarity(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0), np.zeros(0, dtype=bool), oov=oov)
+    got = word_similarity(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0), np.zeros(0, dtype=bool), oov=oov,
+                          vocabulary_mean=np.zeros(3))
     assert got == {
         "spearman": 0.0,
         "pearson": 0.0,
@@ -234,9 +237,11 @@ def test_real_simlex_pairs_against_reference(shared_data):
     v1 = np.array([table.get(r[0], np.zeros(16)) for r in rows])
     v2 = np.array([table.get(r[1], np.zeros(16)) for r in rows])
     gold = np.array([float(r[2]) for r in rows])
+    vocabulary_mean = np.mean(list(table.values()), axis=0)
     for oov in ("drop", "zero", "mean"):
-        want = ref_word_similarity(v1.tolist(), v2.tolist(), gold.tolist(), found.tolist(), oov)
-        assert_matches(word_similarity(v1, v2, gold, found, oov=oov), want)
+        want = ref_word_similarity(v1.tolist(), v2.tolist(), gold.tolist(), found.tolist(), oov,
+                                   [vocabulary_mean.tolist()] * 2)
+        assert_matches(word_similarity(v1, v2, gold, found, oov=oov, vocabulary_mean=vocabulary_mean), want)
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 100, 1000])
