@@ -474,6 +474,43 @@ def leaderboard_command(
     out.print(f"wrote {len(report.files)} file(s) to {output_dir}")
 
 
+PLOTTED_BY_DEFAULT = ("val/", "alignment_ratio/", "loss/")
+
+
+@app.command("plot-training")
+def plot_training_command(
+    run: Annotated[Path, typer.Argument(help="A run's metrics.jsonl, its run dir, or the model's work dir.")],
+    key: Annotated[list[str] | None, typer.Option("--key", "-k", help="Metric to plot (repeatable); default: "
+                                                  "every val/*, alignment_ratio/* and loss/* metric.")] = None,
+    png: Annotated[Path | None, typer.Option("--out", "-o", help="PNG to write (default: curves.png beside the "
+                                             "log).")] = None,
+) -> None:
+    """Plot training curves (loss, validation scores, tracked metrics such as AME's alignment ratio)."""
+    import json
+
+    from .leaderboard.plots import plot_training_curves
+
+    candidates = [run, run / "metrics.jsonl", run / "train" / "metrics.jsonl"]
+    log = next((c for c in candidates if c.is_file()), None)
+    if log is None:
+        raise MMBenchError(f"no metrics.jsonl at {run} (give a training run's directory or its metrics.jsonl)")
+    if not key:
+        seen: dict[str, None] = {}
+        for line in log.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line) if line.strip() else {}
+            except json.JSONDecodeError:
+                raise MMBenchError(f"{log}: not a metrics log (each line must be a JSON object)") from None
+            for name, value in (entry.items() if isinstance(entry, dict) else ()):
+                if name.startswith(PLOTTED_BY_DEFAULT) and isinstance(value, (int, float)):
+                    seen.setdefault(name)
+        key = sorted(seen)
+        if not key:
+            raise MMBenchError(f"{log}: no val/*, alignment_ratio/* or loss/* metric to plot; name one with --key")
+    written = plot_training_curves(log, key, png or log.with_name("curves.png"), title=str(log.parent))
+    out.print(f"wrote {written}")
+
+
 # -- data -----------------------------------------------------------------------------------------
 @data_app.command("list")
 def data_list(data_dir: DataOpt = None) -> None:

@@ -376,13 +376,20 @@ def _val_rsum(config: AMEConfig, vocab: CaptionVocabulary, data_dir: Path) -> An
             continue  # an empty caption: groups are uneven, this language is not validated
         collate = PaddedCaptions([vocab.rows(lang, pairs.tokens[i]) for i in chosen],
                                  [vocab.languages.index(lang)] * len(chosen), None, np.zeros(len(chosen)))
-        per_language.append((collate, int(counts[0])))
+        per_language.append((lang, collate, int(counts[0])))
 
-    def metric(net: Any) -> float:
+    def metric(net: Any) -> dict[str, float]:
+        """``rsum`` (summed over languages) selects the checkpoint; R@1 per language and direction is
+        logged beside it (the paper's Figure 2 plots R@1)."""
         device = next(net.parameters()).device
         images = encode(net.image, features, 1024, device)
-        return sum(retrieval_scores(images, _encode_captions(net, collate, device), captions_per_image=k,
-                                    similarity=config.similarity)["rsum"] for collate, k in per_language)
+        out = {"rsum": 0.0}
+        for lang, collate, k in per_language:
+            scores = retrieval_scores(images, _encode_captions(net, collate, device), captions_per_image=k,
+                                      similarity=config.similarity)
+            out["rsum"] += scores["rsum"]
+            out[f"t2i_r1/{lang}"], out[f"i2t_r1/{lang}"] = scores["t2i_r1"], scores["i2t_r1"]
+        return out
 
     return metric
 

@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -310,10 +310,16 @@ class Trainer:
         assert self.validator is not None
         self.model.eval()
         try:
-            value = float(self.validator.metric(self.model))
+            result = self.validator.metric(self.model)
         finally:
             self.model.train()
-        value = broadcast_float(value, self.device)
+        # A metric may return a mapping: its entry named like the validator decides, the rest are logged
+        # beside it (e.g. R@1 per language next to the rsum that selects the checkpoint).
+        extras = {}
+        if isinstance(result, Mapping):
+            extras = {f"val/{key}": float(v) for key, v in result.items() if key != self.validator.name}
+            result = result[self.validator.name]
+        value = broadcast_float(float(result), self.device)
         improved = math.isfinite(value) and self.validator.improved(value, self.best_metric)
         if improved:
             self.best_metric, self.best_step, self._bad_validations = value, self.step, 0
@@ -322,7 +328,7 @@ class Trainer:
             self._bad_validations += 1
         patience = self.config.early_stopping_patience
         self._stopped_early = patience is not None and self._bad_validations >= patience
-        self._log({"step": self.step, "epoch": epoch, f"val/{self.validator.name}": value,
+        self._log({"step": self.step, "epoch": epoch, f"val/{self.validator.name}": value, **extras,
                    "time": round(self._elapsed_before + time.perf_counter() - started, 4)})
         if improved and self.checkpoint_dir is not None:
             self._save(best=True, started=started)

@@ -86,3 +86,12 @@ def test_trainer_validation_with_real_held_out_loss(tmp_path):
     assert result.best_metric == min(values.values()) and values[result.best_step] == result.best_metric
     assert result.best_metric < before
     assert held_out_loss(model) == result.best_metric
+
+
+def test_a_metric_returning_a_mapping_selects_on_its_named_entry_and_logs_the_rest(tmp_path):
+    values = [{"score": 0.2, "r1/en": 0.1}, {"score": 0.5, "r1/en": 0.3}, {"score": 0.4, "r1/en": 0.35},
+              {"score": 0.45, "r1/en": 0.2}]
+    result = _trainer(tmp_path / "run", Scripted(values)).fit()
+    assert (result.steps, result.best_step, result.best_metric) == (12, 6, 0.5)
+    logged = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "val/score" in r]
+    assert [(r["val/score"], r["val/r1/en"]) for r in logged] == [(0.2, 0.1), (0.5, 0.3), (0.4, 0.35), (0.45, 0.2)]
