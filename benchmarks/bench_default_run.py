@@ -26,7 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import harness
+
 JOB = ["-m", "mmbench", "run", "--model", "cnn-mean", "--suite", "default"]
+BASELINE = "baseline: python -c 'import numpy'"
+THIS_TREE = "mmbench run (this tree)"
 
 
 def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int]:
@@ -44,34 +48,28 @@ def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, 
     return wall, cpu, usage.ru_maxrss / 1024, child.returncode  # ru_maxrss is in KiB on Linux
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3, help="best of this many interleaved runs")
-    parser.add_argument("--checkout", type=Path, help="also time the job from this source tree (before/after)")
-    parser.add_argument("--cold-cache", action="store_true", help="an empty Arrow cache for every run")
-    parser.add_argument("--keep", type=Path, help="keep each contender's last results directory under here")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args()
-
+def measure_all(repeat: int, checkout: Path | None = None, cold_cache: bool = False,
+                keep: Path | None = None) -> dict[str, dict[str, float]]:
+    """Best wall time, CPU time and peak RSS of each contender over ``repeat`` interleaved rounds."""
     base_env = dict(os.environ)
     contenders: dict[str, tuple[list[str], dict[str, str]]] = {
-        "baseline: python -c 'import numpy'": ([sys.executable, "-c", "import numpy"], base_env),
-        "mmbench run (this tree)": ([sys.executable, *JOB], base_env),
+        BASELINE: ([sys.executable, "-c", "import numpy"], base_env),
+        THIS_TREE: ([sys.executable, *JOB], base_env),
     }
-    if args.checkout:
-        other = dict(base_env, PYTHONPATH=str(args.checkout.resolve()))
-        contenders[f"mmbench run ({args.checkout})"] = ([sys.executable, *JOB], other)
+    if checkout:
+        other = dict(base_env, PYTHONPATH=str(checkout.resolve()))
+        contenders[f"mmbench run ({checkout})"] = ([sys.executable, *JOB], other)
 
     with tempfile.TemporaryDirectory(prefix="mmbench-bench-") as scratch:
         cache = Path(scratch) / "cache"
-        if not args.cold_cache:  # build the Arrow cache once, untimed
+        if not cold_cache:  # build the Arrow cache once, untimed
             for argv, env in list(contenders.values())[1:]:
                 measure([*argv, "--output-dir", str(Path(scratch) / "warm")], dict(env, MMBENCH_CACHE_DIR=str(cache)))
         best: dict[str, dict[str, float]] = {}
-        for round_ in range(args.repeat):
+        for round_ in range(repeat):
             for name, (argv, env) in contenders.items():
                 run_dir = Path(scratch) / f"run{round_}-{len(best.get(name, {}))}-{abs(hash(name))}"
-                run_env = dict(env, MMBENCH_CACHE_DIR=str(Path(run_dir) / "cache" if args.cold_cache else cache))
+                run_env = dict(env, MMBENCH_CACHE_DIR=str(Path(run_dir) / "cache" if cold_cache else cache))
                 full = argv if argv[1] == "-c" else [*argv, "--output-dir", str(run_dir / "results")]
                 wall, cpu, rss, code = measure(full, run_env)
                 if code != 0:
@@ -81,12 +79,39 @@ def main() -> None:
                 entry["wall_s"] = min(entry["wall_s"], wall)
                 entry["cpu_s"] = min(entry["cpu_s"], cpu)
                 entry["peak_rss_mib"] = min(entry["peak_rss_mib"], rss)
-                if args.keep and argv[1] != "-c":
-                    keep = args.keep / ("this" if name.endswith("(this tree)") else "checkout")
-                    subprocess.run(["rm", "-rf", str(keep)], check=True)
-                    keep.parent.mkdir(parents=True, exist_ok=True)
-                    subprocess.run(["cp", "-r", str(run_dir / "results"), str(keep)], check=True)
+                if keep and argv[1] != "-c":
+                    kept = keep / ("this" if name.endswith("(this tree)") else "checkout")
+                    subprocess.run(["rm", "-rf", str(kept)], check=True)
+                    kept.parent.mkdir(parents=True, exist_ok=True)
+                    subprocess.run(["cp", "-r", str(run_dir / "results"), str(kept)], check=True)
+    return best
 
+
+def run(quick: bool) -> dict:
+    """Rows for ``run_all.py``: the job from this tree against the numpy baseline, warm Arrow cache, best of
+    1 (quick) or 3 rounds."""
+    repeat = 1 if quick else 3
+    try:
+        best = measure_all(repeat)
+    except SystemExit as exc:  # measure_all's way of saying the job failed; a failed benchmark here
+        raise RuntimeError(str(exc)) from None
+    base, this = best[BASELINE], best[THIS_TREE]
+    what = f"mmbench run --model cnn-mean --suite default, warm Arrow cache, best of {repeat}"
+    rows = [harness.row("wall", this["wall_s"], base["wall_s"], "s", BASELINE, what),
+            harness.row("cpu", this["cpu_s"], base["cpu_s"], "s (user + system)", BASELINE, what),
+            harness.row("peak_rss", this["peak_rss_mib"], base["peak_rss_mib"], "MiB", BASELINE, what)]
+    return {"rows": rows, "details": {"repeat": repeat, "results": best}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="best of this many interleaved runs")
+    parser.add_argument("--checkout", type=Path, help="also time the job from this source tree (before/after)")
+    parser.add_argument("--cold-cache", action="store_true", help="an empty Arrow cache for every run")
+    parser.add_argument("--keep", type=Path, help="keep each contender's last results directory under here")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    best = measure_all(args.repeat, args.checkout, args.cold_cache, args.keep)
     baseline = best[next(iter(best))]
     load = os.getloadavg()[0]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load:.2f}, best of {args.repeat}, "

@@ -20,6 +20,7 @@ import argparse
 import time
 from collections.abc import Callable
 
+import harness
 import numpy as np
 import torch
 
@@ -76,7 +77,7 @@ def interleaved(functions: dict[str, Callable[[], object]], repeat: int) -> dict
     return best
 
 
-def bench_retrieval(n_images: int, dim: int, block: int, n_sample: int, blocks: list[int]) -> None:
+def bench_retrieval(n_images: int, dim: int, block: int, n_sample: int, blocks: list[int]) -> dict:
     k = 5
     rng = np.random.default_rng(0)
     images = rng.normal(size=(n_images, dim)).astype(np.float32)
@@ -112,6 +113,8 @@ def bench_retrieval(n_images: int, dim: int, block: int, n_sample: int, blocks: 
         f"  VSE++ per-query loop, extrapolated from {n_sample} i2t + {n_sample} t2i queries: {loop_s:8.1f} s"
         f"   speed-up of fused = {loop_s / best[f'fused{block}'] if f'fused{block}' in best else float('nan'):.1f}x"
     )
+    return {"images": n_images, "dim": dim, "block": block, "seconds": best, "vsepp_loop_s": loop_s,
+            "differing_ranks": differing, "ranks": n_images * (k + 1), "rsum": scores["rsum"]}
 
 
 def csls_loop_seconds(source: np.ndarray, target: np.ndarray, k: int, n_sample: int) -> tuple[float, float]:
@@ -131,7 +134,7 @@ def csls_loop_seconds(source: np.ndarray, target: np.ndarray, k: int, n_sample: 
     return per_target, per_query
 
 
-def bench_csls(vocabulary: int, dim: int, n_queries: int, chunk: int, n_sample: int = 50) -> None:
+def bench_csls(vocabulary: int, dim: int, n_queries: int, chunk: int, n_sample: int = 50) -> dict:
     rng = np.random.default_rng(1)
     source = torch.from_numpy(rng.normal(size=(vocabulary, dim)).astype(np.float32))
     target = torch.from_numpy(rng.normal(size=(vocabulary, dim)).astype(np.float32))
@@ -152,6 +155,39 @@ def bench_csls(vocabulary: int, dim: int, n_queries: int, chunk: int, n_sample: 
         f"  per-word loop, extrapolated from {n_sample} targets + {n_sample} queries: {loop_s:8.1f} s"
         f"   speed-up = {loop_s / metric_s:.1f}x"
     )
+    return {"vocabulary": vocabulary, "dim": dim, "queries": n_queries, "metric_s": metric_s, "bare_s": bare_s,
+            "loop_s": loop_s, "p1": scores["p1"]}
+
+
+def run(quick: bool) -> dict:
+    """Rows for ``run_all.py``: retrieval 1K x 5K (d = 256) quick, else 5K x 25K (d = 1024); CSLS 10k x 10k
+    quick, else 50k x 50k (the 200k default of the script takes minutes on a CPU); best of 3 (1 for the
+    full CSLS, whose single run takes long enough to be steady)."""
+    global REPEAT
+    REPEAT = 3
+    retrieval_scores(torch.randn(20, 8), torch.randn(100, 8))  # lazy initialisation, as main() does
+    bli_scores(torch.randn(50, 8), torch.randn(50, 8), {0: {0}})
+    images, dim = (1000, 256) if quick else (5000, 1024)
+    found = bench_retrieval(images, dim, 1024, 10, [1024])
+    seconds, bare = found["seconds"], found["seconds"]["bare"]
+    what = f"{images} images x {5 * images} captions, d={dim}"
+    rows = [harness.row("retrieval/fused", seconds["fused1024"], bare, "s", "bare product (blocks, one buffer)",
+                        f"{what}: retrieval_scores; ranks differing from the per-direction path: "
+                        f"{found['differing_ranks']} of {found['ranks']}"),
+            harness.row("retrieval/per_direction", seconds["per_direction"], bare, "s",
+                        "bare product (blocks, one buffer)", f"{what}: one product per direction (before)"),
+            harness.row("retrieval/vsepp_loop", found["vsepp_loop_s"], bare, "s", "bare product (blocks, one buffer)",
+                        f"{what}: VSE++ per-query argsort loop, extrapolated from 10 + 10 queries")]
+    vocabulary = 10_000 if quick else 50_000
+    REPEAT = 3 if quick else 1
+    csls = bench_csls(vocabulary, 300, 1500, 4096, 10)
+    what = f"{vocabulary} x {vocabulary} vocabularies, d=300, 1500 queries"
+    rows += [harness.row("csls/bli_scores", csls["metric_s"], csls["bare_s"], "s", "bare chunked product",
+                         f"{what}: bli_scores(method='csls')"),
+             harness.row("csls/per_word_loop", csls["loop_s"], csls["bare_s"], "s", "bare chunked product",
+                         f"{what}: per-word loop, extrapolated from 10 + 10 words")]
+    found["seconds"] = {name: round(s, 4) for name, s in seconds.items()}
+    return {"rows": rows, "details": {"retrieval": found, "csls": csls, "threads": torch.get_num_threads()}}
 
 
 def main() -> None:

@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+import harness
+
 HEAVY = ("torch", "datasets", "scipy", "pandas", "sklearn")
 COMMANDS = {
     "python -c pass": [sys.executable, "-c", "pass"],
@@ -57,19 +59,17 @@ def heavy_imports(args: list[str], env: dict) -> dict[str, str]:
     code = f"HEAVY = {HEAVY!r}\nARGS = {args!r}\n" + PROBE
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
     line = next((x for x in result.stderr.splitlines() if x.startswith("HEAVY ")), "HEAVY {}")
-    return eval(line[6:], {})  # noqa: S307 - our own repr of a dict of strings
+    return eval(line[6:], {})
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    options = parser.parse_args()
+def measure_all(repeats: int) -> list[dict]:
+    """Per command: median wall time over ``repeats`` interleaved runs, its ratio to ``python -c pass``, and
+    the heavy libraries it imported (and who imported them first)."""
     env = {**os.environ, "COLUMNS": "80"}
     times: dict[str, list[float]] = {name: [] for name in COMMANDS}
     for name, command in COMMANDS.items():  # warm the file cache once
         time_command(command, env)
-    for _ in range(options.repeats):  # interleaved: load changes hit every command alike
+    for _ in range(repeats):  # interleaved: load changes hit every command alike
         for name, command in COMMANDS.items():
             times[name].append(time_command(command, env))
     baseline = statistics.median(times["python -c pass"])
@@ -78,7 +78,28 @@ def main() -> None:
         median = statistics.median(times[name])
         heavy = heavy_imports(command[3:], env) if name.startswith("mmbench") else {}
         rows.append({"command": name, "median_s": round(median, 3), "ratio": round(median / baseline, 1),
-                     "heavy_imports": heavy})
+                     "heavy_imports": heavy, "baseline_s": baseline})
+    return rows
+
+
+def run(quick: bool) -> dict:
+    """Rows for ``run_all.py``: each command against ``python -c pass``, median of 3 (quick) or 5 runs."""
+    repeats = 3 if quick else 5
+    found = measure_all(repeats)
+    rows = []
+    for entry in found[1:]:
+        heavy = ", ".join(f"{lib} (first by {who})" for lib, who in entry["heavy_imports"].items()) or "none"
+        rows.append(harness.row(entry["command"], entry["median_s"], entry["baseline_s"], "s", "python -c pass",
+                                f"median of {repeats}; heavy imports: {heavy}"))
+    return {"rows": rows, "details": {"repeats": repeats, "commands": found}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    options = parser.parse_args()
+    rows = measure_all(options.repeats)
     if options.json:
         print(json.dumps({"cpus": os.cpu_count(), "repeats": options.repeats, "results": rows}, indent=2))
         return

@@ -25,6 +25,9 @@ no clipping), against a bare forward + backward of the same network in the same 
 - ``imagevec_forward_backward``: forward + backward only (no optimizer).
 Weights after the two step variants are checked to be bit-identical (``imagevec_weights_identical``).
 
+On CUDA, ``run()`` (what ``run_all.py`` calls) adds ``cuda/bf16/compile/trainer``: the trainer with
+``compile=True`` (bf16) against the uncompiled hand-written loop.
+
 usage: python benchmarks/bench_trainer.py [--steps 6] [--repeats 3] [--device cpu|cuda|both] [--imagevec]
 """
 
@@ -36,6 +39,7 @@ import statistics
 import tempfile
 import time
 
+import harness
 import torch
 
 from mmbench.train import Objective, TrainConfig, Trainer, read_metrics, seed_everything
@@ -71,6 +75,7 @@ def _sync(device: torch.device) -> None:
 
 
 WARMUP = 3  # steps before timing: Adam state allocation, allocator and kernel warm-up
+COMPILE_WARMUP = 6  # torch.compile traces and compiles during the first steps
 
 
 def bare_loop(device: torch.device, data, steps: int, optimizer: str) -> list[float]:
@@ -100,15 +105,16 @@ def bare_loop(device: torch.device, data, steps: int, optimizer: str) -> list[fl
     return seconds[WARMUP:]
 
 
-def trainer_loop(device: torch.device, data, steps: int) -> list[float]:
+def trainer_loop(device: torch.device, data, steps: int, compile_: bool = False) -> list[float]:
     """Per-step seconds through Trainer.fit, from its metrics log (log_every=1: a sync per step, as above)."""
     seed_everything(0)
-    config = TrainConfig(max_steps=WARMUP + steps, batch_size=BATCH, device=str(device), progress=False,
-                         log_every=1)
+    warmup = COMPILE_WARMUP if compile_ else WARMUP
+    config = TrainConfig(max_steps=warmup + steps, batch_size=BATCH, device=str(device), progress=False,
+                         log_every=1, compile=compile_)
     with tempfile.TemporaryDirectory() as run_dir:
         Trainer(ImageVecLike(), Objective("nce", loss_fn), data, config, run_dir=run_dir).fit()
         clock = [r["time"] for r in read_metrics(f"{run_dir}/metrics.jsonl")]
-    return [later - earlier for earlier, later in zip(clock[WARMUP - 1:], clock[WARMUP:])]
+    return [later - earlier for earlier, later in zip(clock[warmup - 1:], clock[warmup:])]
 
 
 def profile_shares(device: torch.device, data, steps: int) -> dict[str, float]:
@@ -138,7 +144,7 @@ def profile_shares(device: torch.device, data, steps: int) -> dict[str, float]:
     return shares
 
 
-def bench(device: torch.device, steps: int, repeats: int) -> dict:
+def bench(device: torch.device, steps: int, repeats: int, profile: bool = True) -> dict:
     data = make_data(BATCH * (WARMUP + steps))
     result: dict = {"device": str(device), "threads": torch.get_num_threads(), "batch": BATCH, "steps": steps}
     # Interleaved repeats; each variant's step time is the median of its best repeat, so that a repeat
@@ -153,7 +159,8 @@ def bench(device: torch.device, steps: int, repeats: int) -> dict:
         result[f"{name}_pairs_per_s"] = BATCH / min(seconds)
     result["trainer_over_bare"] = result["trainer_pairs_per_s"] / result["bare_fused_pairs_per_s"]
     result["trainer_overhead_ms_per_step"] = 1e3 * (min(runs["trainer"]) - min(runs["bare_fused"]))
-    result.update(profile_shares(device, data, steps))
+    if profile:
+        result.update(profile_shares(device, data, steps))
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}
 
 
@@ -212,6 +219,65 @@ def bench_imagevec(steps: int, repeats: int) -> dict:
     result["imagevec_weights_identical"] = all(
         torch.equal(weights["step"][k], weights["step_full_zero"][k]) for k in weights["step"])
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}
+
+
+def run(quick: bool) -> dict:
+    """The rows ``run_all.py`` reports: CPU (and CUDA, bf16, when present) trainer vs the hand-written loop,
+    and the ImageVec step vs its bare forward + backward. Quick: 3 timed steps, 2 repeats, no profiler run."""
+    steps, repeats = (3, 2) if quick else (6, 3)
+    rows: list[dict] = []
+    details: dict = {"steps": steps, "repeats": repeats}
+    devices = ["cpu", "cuda"]
+    for device in devices:
+        if device == "cuda" and not torch.cuda.is_available():
+            rows.append(harness.skipped("cuda/bf16/trainer", "no CUDA device on this machine"))
+            continue
+
+        def measure(device=device) -> list[dict]:
+            result = bench(torch.device(device), steps, repeats, profile=not quick)
+            details[device] = result
+            what = f"{device}{', bf16' if device == 'cuda' else ''}, ImageVec-like, batch {BATCH}"
+            label = "cuda/bf16" if device == "cuda" else device  # the CUDA rows run under bf16 autocast
+            return [harness.row(f"{label}/trainer", result["trainer_pairs_per_s"], result["bare_fused_pairs_per_s"],
+                                "pairs/s", "bare_fused", f"{what}: Trainer.fit vs the same step by hand"),
+                    harness.row(f"{label}/trainer_vs_forward_backward", result["trainer_pairs_per_s"],
+                                result["forward_backward_pairs_per_s"], "pairs/s", "forward_backward",
+                                f"{what}: a whole step over forward + backward alone"),
+                    harness.row(f"{label}/bare_default_adam", result["bare_default_pairs_per_s"],
+                                result["bare_fused_pairs_per_s"], "pairs/s", "bare_fused",
+                                f"{what}: torch.optim.Adam defaults vs the fused kernel the trainer picks")]
+
+        rows += harness.attempt(f"{device}/trainer".replace("cuda/", "cuda/bf16/"), measure)
+    if torch.cuda.is_available():
+        rows += harness.attempt("cuda/bf16/compile/trainer", lambda: _compile_rows(steps, repeats, details))
+    else:
+        rows.append(harness.skipped("cuda/bf16/compile/trainer", "no CUDA device on this machine"))
+
+    def imagevec_rows() -> list[dict]:
+        result = details["imagevec"] = bench_imagevec(steps, repeats)
+        what = f"real ImageVecNet, {IMAGEVEC_ROWS:,} rows x 100, batch {BATCH}, fused Adam"
+        identical = f"weights bit-identical between the two hooks: {result['imagevec_weights_identical']}"
+        return [harness.row("cpu/imagevec_step", result["imagevec_step_ms"], result["imagevec_forward_backward_ms"],
+                            "ms/step", "imagevec_forward_backward", f"{what}; ReusedDenseGrad (now); {identical}"),
+                harness.row("cpu/imagevec_step_full_zero", result["imagevec_step_full_zero_ms"],
+                            result["imagevec_forward_backward_ms"], "ms/step", "imagevec_forward_backward",
+                            f"{what}; whole gradient buffer zeroed every step (before)")]
+
+    rows += harness.attempt("cpu/imagevec_step", imagevec_rows)
+    return {"rows": rows, "details": details}
+
+
+def _compile_rows(steps: int, repeats: int, details: dict) -> list[dict]:
+    """CUDA only: the trainer with ``compile=True`` (and bf16) against the uncompiled hand-written loop."""
+    device = torch.device("cuda")
+    data = make_data(BATCH * (COMPILE_WARMUP + steps))
+    best = harness.interleaved_best({
+        "bare_fused": lambda: statistics.median(bare_loop(device, data, steps, "fused")),
+        "trainer_compile": lambda: statistics.median(trainer_loop(device, data, steps, compile_=True)),
+    }, repeats)
+    details["cuda_compile_ms"] = {name: round(1e3 * s, 3) for name, s in best.items()}
+    return [harness.row("cuda/bf16/compile/trainer", BATCH / best["trainer_compile"], BATCH / best["bare_fused"],
+                        "pairs/s", "bare_fused (not compiled)", "cuda, bf16, torch.compile, ImageVec-like")]
 
 
 def main() -> None:

@@ -165,7 +165,7 @@ class AME(TrainedModel):
     def fit(self, net: Any, data: Any, run: TrainingRun) -> None:
         import torch
 
-        from mmbench.train import Objective, Trainer, Validator
+        from mmbench.train import Trainer, Validator
         from mmbench.train.captions import PaddedCaptions
 
         config, ctx = self.config, run.ctx
@@ -182,16 +182,8 @@ class AME(TrainedModel):
         collate = PaddedCaptions([vocab.rows(lang, tokens) for lang, tokens in zip(pairs.languages, pairs.tokens)],
                                  [position[lang] for lang in pairs.languages],
                                  None if cooc else torch.tensor(pairs.features), pairs.image)
-        # As in the authors' code, the mappings are not updated by the ranking loss (R_ende/R_deen there
-        # have requires_grad=False and move only by the RCSLS step); the word table not by the alignment.
-        objectives = [Objective("ranking", lambda module, batch: ranking_loss(module, batch, config),
-                                params=lambda name: name != "text.mappings")]
-        if config.aligned:
-            align_pairs = _alignment_pairs(vocab, lexicons, run.config.device)
-            objectives.append(Objective("align", lambda module, batch: alignment_loss(module, align_pairs,
-                                                                                      config.align_k),
-                                        params=lambda name: name == "text.mappings", every=config.align_every,
-                                        optimizer="sgd", lr=config.align_lr, momentum=0.0, weight_decay=0.0))
+        align_pairs = _alignment_pairs(vocab, lexicons, run.config.device) if config.aligned else []
+        objectives = training_objectives(config, align_pairs)
         validator = None if cooc else Validator(_val_rsum(config, vocab, ctx.data_dir), name="rsum")
         tracked = _alignment_trackers(vocab, config, ctx.data_dir) if config.track_every else []
         if config.track_every and config.aligned:  # the trainer logs lr/align = align_lr; this is its factor
@@ -292,6 +284,22 @@ def _lexicon(data_dir: Path, lang: str, vocab: CaptionVocabulary, config: AMECon
     from mmbench.train.captions import training_lexicon
 
     return training_lexicon(Path(data_dir), PIVOT, lang, vocab, split=config.lexicon)[0]
+
+
+def training_objectives(config: AMEConfig, align_pairs: list[Any]) -> list[Any]:
+    """The trainer's objectives: ``ranking`` every step (everything but the mappings) and, given alignment
+    pairs, ``align`` (RCSLS, plain SGD at ``align_lr``, the mappings only). As in the authors' code, the
+    mappings are not updated by the ranking loss (R_ende/R_deen there have requires_grad=False and move
+    only by the RCSLS step); the word table not by the alignment. Also what benchmarks/bench_ame.py times."""
+    from mmbench.train import Objective
+
+    objectives = [Objective("ranking", lambda module, batch: ranking_loss(module, batch, config),
+                            params=lambda name: name != "text.mappings")]
+    if align_pairs:
+        objectives.append(Objective("align", lambda module, batch: alignment_loss(module, align_pairs, config.align_k),
+                                    params=lambda name: name == "text.mappings", every=config.align_every,
+                                    optimizer="sgd", lr=config.align_lr, momentum=0.0, weight_decay=0.0))
+    return objectives
 
 
 def _alignment_pairs(vocab: CaptionVocabulary, lexicons: dict[str, list[tuple[str, str]]], device: str) -> list[Any]:
