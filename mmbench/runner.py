@@ -130,24 +130,8 @@ def _argument_label(argument: str) -> str:
     return Path(argument).name
 
 
-# -- the live display -------------------------------------------------------------------------------
-# The run's live display (the CLI's rich Progress), if any: work nested in a unit (the trainer's steps)
-# adds a task to it instead of starting a second live display that would fight it for the terminal.
-_DISPLAYS: list[Any] = []
-
-
-@contextlib.contextmanager
-def nested_display(progress: Any):
-    """While inside, :func:`current_display` is ``progress`` (a ``rich.progress.Progress``)."""
-    _DISPLAYS.append(progress)
-    try:
-        yield progress
-    finally:
-        _DISPLAYS.pop()
-
-
-def current_display() -> Any:
-    return _DISPLAYS[-1] if _DISPLAYS else None
+# -- the live display: mmbench.display (re-exported: the CLI nests the trainer's steps in its display) --
+from .display import current_display, nested_display  # noqa: E402,F401
 
 
 # -- provenance -----------------------------------------------------------------------------------

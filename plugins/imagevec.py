@@ -11,7 +11,7 @@ in >= 2 languages) and ``imagevec-unaware`` (no language tags: one embedding per
 emoji; ``imagevec-m30k`` (the 700 multi30k-mini train photos and their ResNet-50 features, captions in
 en/de/fr/cs) and ``imagevec-m30k-cooc`` (co-occurrence on the 29,000 Multi30k train images, whose
 features are not available: their captions in en/de/fr/cs). ``train_data`` picks the source
-(``imagevec_data.SOURCES``). With all 109 emoji languages every training concept is named in >= 2 of
+(``mmbench.train.corpora.SOURCES``). With all 109 emoji languages every training concept is named in >= 2 of
 them, so ``imagevec-cooc-multi`` trains on exactly the pairs of ``imagevec-cooc`` there (identical
 scores); the subset bites once ``languages`` is narrowed (e.g. en + yo) or on data with monolingual
 images, as in the paper's search logs.
@@ -49,7 +49,7 @@ from mmbench.errors import ConfigError
 from mmbench.text import tokenize
 from mmbench.train.config import TrainConfig
 from mmbench.train.lifecycle import TrainedModel, TrainingRun
-from mmbench_plugins.imagevec_data import SEEN_DATA, SOURCES, TrainingPairs, build_pairs
+from mmbench.train.corpora import SEEN_DATA, SOURCES, TrainingPairs, build_pairs
 
 if TYPE_CHECKING:
     from mmbench_plugins.imagevec_net import ImageVecNet
@@ -73,7 +73,7 @@ class ImageVecConfig:
     temperature: float = 0.1  # softmax over cosine / temperature (1.0: raw cosine)
     symmetric: bool = False  # also an image->query softmax (the paper: query->image only)
     init_std: float = 0.1  # word embeddings start N(0, init_std^2)
-    train_data: str = "emoji"  # a key of imagevec_data.SOURCES: emoji, multi30k (cooc only), multi30k-mini
+    train_data: str = "emoji"  # a key of mmbench.train.corpora.SOURCES: emoji, multi30k (cooc only), multi30k-mini
     # Language pairs ("en-de") whose alignment ratio (AME) is logged every track_every steps; () = off.
     # One evaluation scores every target word against every source word: ~2 s on one core for the
     # 300-d imagevec-m30k-cooc (18k German x 10k English words), ~0.1 s for emoji's 2.5k-word languages.

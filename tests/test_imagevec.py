@@ -25,7 +25,7 @@ from mmbench.train.errors import CheckpointError
 from mmbench.train.losses import in_batch_softmax
 from mmbench_plugins import imagevec
 from mmbench_plugins.cnn_mean import tokenize
-from mmbench_plugins.imagevec_data import build_pairs
+from mmbench.train.corpora import build_pairs
 
 LANGUAGES = "en,de,es,fr"
 TINY = ["train.progress=false", f"languages={LANGUAGES}"]

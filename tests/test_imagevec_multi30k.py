@@ -23,9 +23,10 @@ from mmbench.metrics.retrieval import retrieval_scores
 from mmbench.plugins import load_plugins
 from mmbench.runner import RunOptions, resolve_model, run, select_cards
 from mmbench.train import read_metrics
-from mmbench_plugins import imagevec, imagevec_data
+from mmbench.train import corpora as imagevec_data
+from mmbench_plugins import imagevec
 from mmbench_plugins.cnn_mean import tokenize
-from mmbench_plugins.imagevec_data import build_pairs
+from mmbench.train.corpora import build_pairs
 
 # Frequent Multi30k concepts and their German words (each in >= 800 training captions of both languages).
 EN_DE = {"man": "mann", "woman": "frau", "two": "zwei", "girl": "mädchen", "boy": "junge", "dog": "hund",

@@ -37,3 +37,19 @@ def test_every_package_directory_ships():
     missing = [str(d.relative_to(ROOT)) for d in (ROOT / "mmbench").rglob("*")
                if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py")) and not (d / "__init__.py").exists()]
     assert missing == []
+
+
+# The package is a stack: cli -> runner/api -> {plugins, kinds, leaderboard} -> {metrics, data, train}.
+# A lower layer never imports an upper one (at module level or inside a function).
+LOWER = ("metrics", "data", "train")
+UPPER = ("cli", "runner", "api", "kinds", "leaderboard", "plugins")
+
+
+@pytest.mark.parametrize("layer", LOWER)
+def test_lower_layers_never_import_upper_ones(layer):
+    package = ROOT / "mmbench" / layer
+    pattern = re.compile(r"^\s*(?:from|import)\s+(?:mmbench\.|\.\.)(%s)\b" % "|".join(UPPER), re.MULTILINE)
+    offenders = [f"{path.relative_to(package.parent)}: {match.group(0).strip()}"
+                 for path in sorted(package.rglob("*.py"))
+                 for match in pattern.finditer(path.read_text(encoding="utf-8"))]
+    assert not offenders, "\n".join(offenders)

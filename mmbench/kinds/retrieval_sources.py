@@ -34,10 +34,9 @@ from typing import Any
 import numpy as np
 
 from ..cards import DataFile, Subset, TaskCard
+from ..data import EMOJI_FEATURE_SOURCE, MULTI30K_FEATURE_SOURCE  # noqa: F401 (re-exported for the kinds)
 from ..errors import DataError
 
-EMOJI_FEATURE_SOURCE = "emoji/efficientnet-lite0"
-MULTI30K_FEATURE_SOURCE = "multi30k/resnet50-avgpool"
 COMMON_PARAMS: dict[str, tuple] = {
     "source": (),  # checked against SOURCES
     "ties": ("pessimistic", "optimistic"),

@@ -40,7 +40,7 @@ from .errors import CheckpointError, NonFiniteLossError, TrainingError
 # Everything else needs torch, imported on first use (PEP 562): a plugin's config, which embeds
 # TrainConfig, is read when plugins register (``mmbench --help``), and torch costs seconds to import.
 _LAZY = {
-    "encode": ".encode",
+    "encode": ".encoding",
     "Trainer": ".loop",
     "TrainResult": ".loop",
     "read_metrics": ".monitor",

@@ -73,13 +73,13 @@ def caption_image_pairs(source: str, split: Literal["train", "val"], languages: 
                           f"not {', '.join(unknown) or '(none)'}")
     if source == "multi30k-mini":
         from mmbench.data.multi30k_mini import load_multi30k_mini
-        from mmbench.kinds.retrieval_sources import MULTI30K_FEATURE_SOURCE
+        from mmbench.data import MULTI30K_FEATURE_SOURCE
 
         rows = load_multi30k_mini(data_dir)[split]  # never test: it is scored
         feature_source = MULTI30K_FEATURE_SOURCE
     elif source == "multi30k":
         from mmbench.data.multi30k import HOW_TO_GET, load_multi30k
-        from mmbench.kinds.retrieval_sources import MULTI30K_FEATURE_SOURCE
+        from mmbench.data import MULTI30K_FEATURE_SOURCE
 
         task2 = [lang for lang in languages if lang in TASK2_LANGUAGES]
         rows = load_multi30k(data_dir, task=2 if task2 else 1, split=split, languages=task2 or list(languages),

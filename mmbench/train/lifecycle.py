@@ -172,7 +172,7 @@ class TrainedModel(Model):
         instead (``image_encoder == "cooc"``: it embeds no image features then)."""
         import torch
 
-        from .encode import encode
+        from .encoding import encode
 
         if self.state.get("image_encoder") == "cooc":
             raise Incompatible(f"{self.name} is a co-occurrence model (a free vector per training image): it "

@@ -114,8 +114,8 @@ class TensorBoardLog:
 
 
 def nested_display(progress: Any):
-    """While inside, trainers report their steps as a task of ``progress`` (see :func:`mmbench.runner.nested_display`)."""
-    from mmbench.runner import nested_display as nest
+    """While inside, trainers report their steps as a task of ``progress`` (see :func:`mmbench.display.nested_display`)."""
+    from mmbench.display import nested_display as nest
 
     return nest(progress)
 
@@ -150,7 +150,7 @@ class Progress:
         self.estimate_line: str | None = None
         if not enabled:
             return
-        from mmbench.runner import current_display
+        from mmbench.display import current_display
 
         display = current_display()
         if display is not None:

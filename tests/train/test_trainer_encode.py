@@ -33,3 +33,17 @@ def test_trainer_encode_lists_tuples_and_bad_outputs():
     assert summed.flatten().tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
     with pytest.raises(ValueError, match="returned \\(1, 1\\) for a batch of 3 rows"):
         encode(lambda batch: torch.zeros(1, 1), words, batch_size=3)
+
+
+def test_the_exported_names_stay_functions_after_every_submodule_is_imported():
+    """A submodule named like a lazily exported function would replace it on the package once imported
+    (``mmbench.train.encode`` was the module, not the function, after ``lifecycle`` loaded it)."""
+    import importlib
+    import pkgutil
+
+    import mmbench.train as train
+
+    for info in pkgutil.iter_modules(train.__path__):
+        importlib.import_module(f"mmbench.train.{info.name}")
+    for name in train._LAZY:
+        assert callable(getattr(train, name)) and not isinstance(getattr(train, name), type(train)), name

@@ -1,4 +1,7 @@
-"""Training pairs for ImageVec: (query, image, weight) triples over a table of queries and one of images.
+"""Image-text training corpora as (query, image, weight) triples over a table of queries and one of images.
+
+The core's one reader of the training splits of the retrieval sources for bag-of-words and word models
+(ImageVec, IESG); sequence models read captions through :mod:`mmbench.train.captions`.
 
 A *query* is a language and its word tokens (an image-search query in the paper; here a CLDR emoji
 name or keyword, or a Multi30k caption). Every source returns a :class:`TrainingPairs`; add one (click
@@ -63,7 +66,7 @@ def emoji_pairs(languages: Sequence[str] = (), *, min_image_languages: int = 1,
     """
     from mmbench.data.emoji import load_emoji
     from mmbench.data.io import column_array
-    from mmbench.kinds.retrieval import EMOJI_FEATURE_SOURCE
+    from mmbench.data import EMOJI_FEATURE_SOURCE
 
     emoji = load_emoji()
     unknown = sorted(set(languages) - set(emoji.languages))
@@ -162,8 +165,13 @@ def multi30k_mini_pairs(languages: Sequence[str] = (), *, min_image_languages: i
     """The ``train`` split of ``multi30k-mini-v1`` (700 photos, ResNet-50 features): five task-2 captions
     in en and de, the task-1 caption in fr and cs."""
     from mmbench.data import io
-    from mmbench.data.multi30k_mini import MINI_PROTOCOL, TASK1_LANGUAGES, TASK2_LANGUAGES, load_multi30k_mini
-    from mmbench.kinds.retrieval_sources import MULTI30K_FEATURE_SOURCE
+    from mmbench.data.multi30k_mini import (
+        MINI_PROTOCOL,
+        TASK1_LANGUAGES,
+        TASK2_LANGUAGES,
+        load_multi30k_mini,
+    )
+    from mmbench.data import MULTI30K_FEATURE_SOURCE
 
     root = _root(data_dir, "multi30k-mini")
     chosen = _check_languages(languages, TASK1_LANGUAGES, "multi30k-mini", f"{MINI_PROTOCOL} train")
