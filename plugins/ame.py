@@ -53,7 +53,7 @@ PIVOT = "en"
 
 @dataclass(frozen=True)
 class AMEConfig:
-    train_data: Literal["multi30k-mini", "multi30k"] = "multi30k-mini"
+    train_data: Literal["multi30k-mini", "multi30k", "coco"] = "multi30k-mini"
     languages: tuple[str, ...] = ("en", "de")
     min_count: int = 4  # vocabulary: tokens seen >= this often in a language's training captions
     dim: int = 300  # word vectors
@@ -464,6 +464,9 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
                                                                      "(co-occurrence only)"),
     "ame-noalign-cooc": ({**COOC, "align": False}, "AME without the alignment loss on the 29,000 Multi30k train "
                                                    "images (co-occurrence only)"),
+    # COCO (Karpathy train + restval, English): needs coco/dataset_coco.json and the features of the COCO cards.
+    "ame-coco": ({"train_data": "coco", "languages": ("en",)}, "AME trained on COCO (Karpathy train + restval, "
+                                                               "English; the user's data)"),
     "ame-paper": ({"hidden": 1024, "train": PAPER_TRAIN},
                   "AME with the paper's training settings (GRU 1024, 30 epochs; for a GPU)"),
 }

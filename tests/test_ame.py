@@ -140,3 +140,51 @@ def test_a_rerun_on_a_finished_run_keeps_the_best_validated_weights(registry, tm
     again = prepared(registry, tmp_path / "run", "ame", *options)  # nothing left to train
     for (name, a), (_, b) in zip(first.net.state_dict().items(), again.net.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def coco_tree(root: Path) -> Path:
+    """COCO's official layout (the Karpathy split JSON and an ``ids``/``features`` .npz, as the COCO cards
+    read them), filled with real multi30k-mini photos: its train photos as Karpathy train + restval, its val
+    photos as val, its test photos as test; five English captions each and their ResNet-50 features."""
+    import json
+
+    from mmbench.data.multi30k_mini import load_multi30k_mini
+
+    mini = load_multi30k_mini(DATA)
+    images, ids, features = [], [], []
+    for split, karpathy in (("train", None), ("val", "val"), ("test", "test")):
+        rows = mini[split]
+        for i, (captions, feature) in enumerate(zip(rows["captions_en"], rows["features"])):
+            part = karpathy or ("restval" if i % 5 == 0 else "train")
+            cocoid = 100_000 + len(ids)
+            images.append({"filename": f"COCO_{cocoid}.jpg", "cocoid": cocoid, "split": part,
+                           "sentences": [{"raw": c} for c in captions]})
+            ids.append(cocoid)
+            features.append(np.asarray(feature, dtype=np.float32))
+    (root / "coco" / "features").mkdir(parents=True)
+    (root / "coco" / "dataset_coco.json").write_text(json.dumps({"images": images, "dataset": "coco"}))
+    order = np.random.default_rng(0).permutation(len(ids))  # the .npz is matched by id, in any order
+    np.savez(root / "coco" / "features" / "resnet152-avgpool.npz", ids=np.asarray(ids)[order],
+             features=np.stack(features)[order])
+    return root
+
+
+def test_ame_coco_trains_on_the_official_coco_layout_and_learns(registry, tmp_path):
+    from mmbench.train.captions import caption_image_pairs
+
+    root = coco_tree(tmp_path / "data")
+    pairs = caption_image_pairs("coco", "train", ["en"], data_dir=root, tokenize=mmbench.text.tokenize)
+    assert len(pairs.image_ids) == 700 and len(pairs) == 3500  # Karpathy train + restval, 5 captions each
+    model = resolve_model(registry, "ame-coco", [*TINY, "train.max_steps=80", "train.val_every=1000"]).model
+    assert model.seen_data() >= {"coco-karpathy:train", "coco-karpathy:restval"}
+    assert not model.seen_data() & {"coco-karpathy:test", "multi30k-mini-v1:train"}
+    model.prepare(mmbench.RunContext(seed=0, device="cpu", work_dir=tmp_path / "work", data_dir=root))
+    from mmbench.data.multi30k_mini import load_multi30k_mini
+
+    test = load_multi30k_mini(DATA)["test"]
+    images = model.embed_images(np.asarray(test["features"], dtype=np.float32), source="coco/resnet152-avgpool")
+    captions = [c for group in test["captions_en"] for c in group]
+    scores = retrieval_scores(images, model.embed_texts(captions, "en"), captions_per_image=5)
+    assert scores["t2i_r10"] > 3 * 5.0  # chance R@10 is 5 % on 200 images
+    with pytest.raises(mmbench.Incompatible):
+        model.embed_images(images, source="multi30k/resnet50-avgpool")

@@ -4,9 +4,10 @@ What a caption model (AME; LIWE and IESG next) needs besides its network:
 
 * :func:`caption_image_pairs` — one row per *caption* (languages mixed), each with the row of its image,
   read from a retrieval source's *training* split: ``multi30k-mini`` (the 700 ``train`` photos of
-  ``multi30k-mini-v1`` with ResNet-50 features, or its 100 ``val`` photos for validation) or ``multi30k``
-  (the official task-2 ``train``/``val`` split, whose features must be under the data root). Captions:
-  the five task-2 captions in en and de, the task-1 caption in fr and cs.
+  ``multi30k-mini-v1`` with ResNet-50 features, or its 100 ``val`` photos for validation), ``multi30k``
+  (the official task-2 ``train``/``val`` split, whose features must be under the data root; captions:
+  the five task-2 captions in en and de, the task-1 caption in fr and cs) or ``coco`` (Karpathy
+  ``train`` + ``restval``, or ``val``: five English captions per image, the features the COCO cards read).
 * :class:`CaptionVocabulary` — per language, the training captions' tokens seen at least ``min_count``
   times, in one joint table keyed ``lang:word``; every language has its own *unknown* row (AME's
   ``<unk>`` per language). Row 0 is padding.
@@ -33,10 +34,16 @@ UNKNOWN = "<unk>"
 MINI_LANGUAGES = ("en", "de", "fr", "cs")
 TASK2_LANGUAGES = ("en", "de")
 
+COCO_LANGUAGES = ("en",)
+# Where the COCO cards read (tasks/coco-1k.toml): the Karpathy split JSON and the image features.
+COCO_JSON, COCO_FEATURES = "coco/dataset_coco.json", "coco/features/resnet152-avgpool.npz"
+COCO_FEATURE_SOURCE = "coco/resnet152-avgpool"
+
 # Evaluation data each source's train split is (the contamination guard's ids, see mmbench.cards).
 SEEN_DATA: dict[str, frozenset[str]] = {
     "multi30k-mini": frozenset({"multi30k-mini-v1:train", "multi30k:test_2016_flickr"}),
     "multi30k": frozenset({"multi30k:train"}),
+    "coco": frozenset({"coco-karpathy:train", "coco-karpathy:restval"}),
 }
 
 
@@ -67,10 +74,11 @@ def caption_image_pairs(source: str, split: Literal["train", "val"], languages: 
     from mmbench.data import io
 
     data_dir = Path(data_dir)
-    unknown = sorted(set(languages) - set(MINI_LANGUAGES))
+    offered = COCO_LANGUAGES if source == "coco" else MINI_LANGUAGES
+    unknown = sorted(set(languages) - set(offered))
     if unknown or not languages:
-        raise ConfigError(f"{source}: captions exist in {', '.join(MINI_LANGUAGES)}, "
-                          f"not {', '.join(unknown) or '(none)'}")
+        raise ConfigError(f"{source}: captions exist in {', '.join(offered)}, not {', '.join(unknown) or '(none)'}"
+                          + (" (--set languages=en)" if source == "coco" else ""))
     if source == "multi30k-mini":
         from mmbench.data.multi30k_mini import load_multi30k_mini
         from mmbench.data import MULTI30K_FEATURE_SOURCE
@@ -96,14 +104,19 @@ def caption_image_pairs(source: str, split: Literal["train", "val"], languages: 
                 raise DataError(f"multi30k {split}: task-1 and task-2 image lists differ")
             rows = rows.add_column("_task1", list(zip(*(extra[f"caption_{lang}"][:] for lang in task1))))
         feature_source = MULTI30K_FEATURE_SOURCE
+    elif source == "coco":
+        rows = _coco_rows(data_dir, split, languages, features)
+        feature_source = COCO_FEATURE_SOURCE
     else:
-        raise ConfigError(f"unknown caption training source {source!r} (known: multi30k-mini, multi30k)")
+        raise ConfigError(f"unknown caption training source {source!r} (known: {', '.join(SEEN_DATA)})")
 
     out_languages: list[str] = []
     out_tokens: list[list[str]] = []
     out_image: list[int] = []
     for lang in languages:
-        if lang in TASK2_LANGUAGES and f"captions_{lang}" in rows.column_names:
+        if source == "coco":
+            per_image = rows["captions"][:]
+        elif lang in TASK2_LANGUAGES and f"captions_{lang}" in rows.column_names:
             per_image = rows[f"captions_{lang}"][:]
         elif f"caption_{lang}" in rows.column_names:
             per_image = [[c] for c in rows[f"caption_{lang}"][:]]
@@ -233,3 +246,16 @@ def lexicon_seen_data(source: str, target: str, split: str) -> frozenset[str]:
     if split == "authors":
         seen |= {f"muse:{source}-{target}.5000-6500", f"muse:{target}-{source}.5000-6500"}
     return frozenset(seen)
+
+
+def _coco_rows(data_dir: Path, split: str, languages: Sequence[str], features: bool) -> Any:
+    """COCO's Karpathy ``train`` split with ``restval`` (113,287 images, as VSE++ trains), or ``val``; the
+    first five captions of each image, the features the COCO cards read."""
+    import datasets
+
+    from mmbench.data.retrieval_sets import load_coco_karpathy
+
+    json_path, feature_path = data_dir / COCO_JSON, (data_dir / COCO_FEATURES if features else None)
+    parts = ["train", "restval"] if split == "train" else [split]
+    loaded = [load_coco_karpathy(json_path, feature_path, part) for part in parts]
+    return datasets.concatenate_datasets([rows for rows in loaded if len(rows)]) if len(parts) > 1 else loaded[0]
