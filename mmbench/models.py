@@ -151,7 +151,8 @@ def added_field(default: Any) -> Any:
 
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A JSON-friendly dict of a config dataclass (nested dataclasses as dicts); :func:`added_field`
-    fields at their default are left out."""
+    fields at their default are left out, display-only fields (``metadata={"hash_as_default": True}``)
+    read as their default."""
     if not dataclasses.is_dataclass(config):
         return {}
     out: dict[str, Any] = {}
@@ -159,6 +160,8 @@ def config_to_dict(config: Any) -> dict[str, Any]:
         value = getattr(config, item.name)
         if item.metadata.get("omit_default") and value == item.default:
             continue
+        if item.metadata.get("hash_as_default"):  # display-only settings never make another model
+            value = item.default
         out[item.name] = (config_to_dict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type)
                           else copy.deepcopy(value))
     return out

@@ -424,3 +424,15 @@ def test_an_added_field_at_its_default_leaves_the_config_hash_unchanged():
     changed = config_to_dict(New(gamma=0.25, inner=InnerNew(milestones=(10,))))
     assert changed["gamma"] == 0.25 and changed["inner"]["milestones"] == (10,)
     assert stable_hash(changed) != stable_hash(config_to_dict(Old()))
+
+
+def test_display_only_settings_do_not_make_another_model():
+    """`--set train.progress=false` (a quiet terminal) trains the same weights: same hash, same records."""
+    from mmbench.plugins import get_registry
+    from mmbench.runner import resolve_model
+
+    registry = get_registry()
+    assert (resolve_model(registry, "ame", ["train.progress=false"]).config_hash
+            == resolve_model(registry, "ame", []).config_hash)
+    assert (resolve_model(registry, "ame", ["train.epochs=2"]).config_hash
+            != resolve_model(registry, "ame", []).config_hash)

@@ -23,7 +23,7 @@ Pieces (each module is small):
 - ``data``: batches are a pure function of (seed, epoch, position), hence exact resume; under torchrun
   rank r gets the r-th contiguous share of each global batch (per-rank batch = batch_size / world_size).
 - ``checkpoint``: safetensors + JSON, atomic publish, SHA-256 checked; no pickle anywhere.
-- ``schedules``: ``lr_factor`` (constant, step, warmup, cosine, warmup-cosine) as pure functions of step.
+- ``schedules``: ``lr_factor`` (constant, step, warmup, cosine, warmup-cosine, multistep, warmup-multistep) as pure functions of step.
 - ``distributed``: ``world_size()``, ``rank()``, ``is_main_process()``, ``all_gather_with_grad`` for
   in-batch negatives across ranks; DDP is used automatically when ``WORLD_SIZE > 1``.
 - ``encode``: batched inference, optionally split across ranks and gathered back in input order.
@@ -46,6 +46,7 @@ _LAZY = {
     "read_metrics": ".monitor",
     "seed_everything": ".rng",
     "lr_factor": ".schedules",
+    "schedule_factor": ".schedules",
     "TrackedMetric": ".tracking",
     "alignment_ratio_metric": ".tracking",
 }
@@ -75,5 +76,6 @@ __all__ = [
     "encode",
     "lr_factor",
     "read_metrics",
+    "schedule_factor",
     "seed_everything",
 ]

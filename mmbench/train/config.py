@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from mmbench.errors import ConfigError
+from mmbench.models import added_field
 
 if TYPE_CHECKING:  # no torch at import: a plugin's config (which embeds TrainConfig) is read at registration
     import torch
 
 OptimizerName = Literal["adam", "adamw", "adamax", "sgd"]
-ScheduleName = Literal["constant", "step", "warmup", "cosine", "warmup-cosine"]
+ScheduleName = Literal["constant", "step", "warmup", "cosine", "warmup-cosine", "multistep", "warmup-multistep"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     schedule: ScheduleName = "constant"
     step_epochs: int = 15  # "step": lr / 10 every step_epochs epochs
-    warmup_steps: int = 0  # "warmup", "warmup-cosine": linear ramp over this many steps
+    warmup_steps: int = 0  # "warmup", "warmup-cosine", "warmup-multistep": ramp over this many steps
     grad_clip: float | None = 2.0  # max global L2 norm of each objective's gradients; None: no clipping
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 (or fp16) on CUDA, off on CPU
     compile: bool = False  # torch.compile the loss computation
@@ -49,9 +50,18 @@ class TrainConfig:
     checkpoint_every: int | None = None  # needs a run directory; a final checkpoint is always written there
     keep_checkpoints: int = 2  # periodic checkpoints kept besides the best one
     log_every: int = 10  # steps between metric records (and NaN checks, which sync the device)
-    progress: bool = True  # rich progress bar on the main process
+    # Rich progress bar on the main process. Display only: hashed as its default, so a run with
+    # --set train.progress=false is the same model (and finds the same checkpoints and records).
+    progress: bool = field(default=True, metadata={"hash_as_default": True})
     tensorboard: bool = False  # also write TensorBoard events (needs the tensorboard package)
     find_unused_parameters: bool = False  # DistributedDataParallel: an objective leaves some parameters unused
+    # "multistep": lr x decay_rate at each of decay_steps (0-based optimizer steps); "warmup-multistep": first
+    # a linear ramp of the factor from warmup_from to warmup_to over warmup_steps steps, then warmup_to
+    # with the same decay (LIWE's Adamax schedule: 0.5 -> 2 over 4000 steps, x0.25 at 10k, 12k, ... 18k).
+    decay_steps: tuple[int, ...] = added_field(())
+    decay_rate: float = added_field(0.1)
+    warmup_from: float = added_field(0.5)
+    warmup_to: float = added_field(2.0)
 
     def __post_init__(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "step_epochs": self.step_epochs,
@@ -68,7 +78,13 @@ class TrainConfig:
             raise ConfigError("train config: weight_decay and warmup_steps must be >= 0")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"train config: grad_clip must be > 0 or None, got {self.grad_clip}")
-        if self.schedule in ("warmup", "warmup-cosine") and self.warmup_steps == 0:
+        object.__setattr__(self, "decay_steps", tuple(int(s) for s in self.decay_steps))
+        if any(b <= a for a, b in zip(self.decay_steps, self.decay_steps[1:])) or any(
+                s < 1 for s in self.decay_steps):
+            raise ConfigError(f"train config: decay_steps must be increasing steps >= 1, got {self.decay_steps}")
+        if not (0 < self.decay_rate <= 1 and self.warmup_from > 0 and self.warmup_to > 0):
+            raise ConfigError("train config: decay_rate must be in (0, 1], warmup_from and warmup_to > 0")
+        if self.schedule in ("warmup", "warmup-cosine", "warmup-multistep") and self.warmup_steps == 0:
             raise ConfigError(f"train config: schedule {self.schedule!r} needs warmup_steps >= 1")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"train config: device must be auto, cpu, cuda or cuda:N, got {self.device!r}")

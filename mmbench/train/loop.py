@@ -32,7 +32,7 @@ from .distributed import (
 from .errors import CheckpointError, NonFiniteLossError, TrainingError
 from .monitor import METRICS_FILE, LossTracker, MetricsLog, Progress, TensorBoardLog
 from .rng import capture_states, restore_states, seed_everything
-from .schedules import lr_factor
+from .schedules import schedule_factor
 from .tracking import TrackedMetric, Tracking
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax,
@@ -254,9 +254,8 @@ class Trainer:
                 pending: LossTracker, autocast: Any) -> None:
         config, name = self.config, objective.name
         optimizer = self.optimizers[name]
-        factor = lr_factor(config.schedule, self.step - 1, total_steps=self.total_steps,
-                           steps_per_epoch=self.batches.steps_per_epoch, step_epochs=config.step_epochs,
-                           warmup_steps=config.warmup_steps)
+        factor = schedule_factor(config, self.step - 1, total_steps=self.total_steps,
+                                 steps_per_epoch=self.batches.steps_per_epoch)
         for group in optimizer.param_groups:
             group["lr"] = self.base_lr[name] * factor
         self.model.zero_grad(set_to_none=True)
