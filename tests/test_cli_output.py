@@ -159,10 +159,13 @@ def test_data_verify_separates_missing_from_corrupt(tmp_path, shared_data, capsy
 def test_ctrl_c_says_interrupted_and_how_to_resume(plugin_env, shared_data, tmp_path):
     args = [sys.executable, "-m", "mmbench", "run", "--model", "charhash", "--task", "wordsim-en", "--device", "cpu",
             "--set", "delay=2", "--output-dir", str(tmp_path), "--data-dir", str(shared_data)]
-    process = subprocess.Popen(args, env=plugin_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell that runs the tests in the background ignores SIGINT and children inherit that: give the run
+    # the default disposition, as a terminal's Ctrl-C finds it.
+    process = subprocess.Popen(args, env=plugin_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # Interrupt once a record exists: the run is then in its scoring loop, whose time is charhash's Python
-    # sleep (2 s a call: on a loaded machine a shorter one let the run finish before the signal came). (A SIGINT that lands inside a C++ extension's callback — torch's pybind11 — can abort the
-    # interpreter before Python sees it; no Python code can catch that, so the test avoids that window.)
+    # sleep (2 s a call). A SIGINT that lands inside a C++ extension's callback (torch's pybind11) can abort
+    # the interpreter before Python sees it; no Python code can catch that, so the test avoids that window.
     deadline = time.monotonic() + 120
     while not [p for p in tmp_path.rglob("*.json") if ".runs" not in p.parts] and time.monotonic() < deadline:
         time.sleep(0.1)
