@@ -49,6 +49,19 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("arrow-cache-shared")
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Small networks on a shared 2-core machine: two intra-op threads contending with other processes ran
+    a 64-unit GRU step 40x slower than one (1.7 s vs 0.04 s) and an imagevec-m30k run 5x slower. Modules
+    that train use it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch  # here, not at the top: most test modules never import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Root of the real benchmark data (``../shared/data`` or ``$MMBENCH_DATA``)."""

@@ -30,14 +30,7 @@ def registry():
     return load_plugins(extra_modules=(ame,))[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """A small GRU on a shared 2-core machine: two intra-op threads contending with other processes ran
-    40x slower than one (1.7 s vs 0.04 s for a 64-unit GRU step)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
 def prepared(registry, work_dir: Path, name: str, *options: str, seed: int = 0, **ctx) -> ame.AME:

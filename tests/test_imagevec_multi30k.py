@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import mmbench
 from mmbench.data.emoji import load_emoji
@@ -35,14 +34,7 @@ EN_DE = {"man": "mann", "woman": "frau", "two": "zwei", "girl": "mädchen", "boy
 QUICK = ["train.progress=false"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """As tests/train: on a busy 2-core machine two OpenMP threads spin more than they compute (a 5x
-    slower imagevec-m30k run measured with another process on the second core)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
 @pytest.fixture(scope="module")

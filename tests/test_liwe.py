@@ -33,12 +33,7 @@ def registry():
     return load_plugins(extra_modules=(liwe,))[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
 def prepared(registry, work_dir: Path, name: str, *options: str, seed: int = 0, data_dir: Path = DATA,
