@@ -337,7 +337,7 @@ def test_index_reports_the_main_table(tmp_path: Path) -> None:
     build_leaderboards(tmp_path / "results", tmp_path / "out")
     index = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
     (table,) = tables(index)
-    assert table[1][2:] == ["4", "en (dev+test)", "q `a1b2c3d4e5f6`", "spearman (0-1) 0.300", "—", "96.0%"]
+    assert table[1][2:] == ["4", "en (dev+test)", "q `a1b2c3d4e5f6`", "spearman (0-1) 0.300", "—", "96.0%", "own score"]
 
 
 def test_model_argument_is_not_part_of_the_key_nor_published_as_a_path(tmp_path: Path) -> None:

@@ -39,7 +39,8 @@ from .render import (
 INDEX_NAME = "README.md"
 JSON_NAME = "leaderboard.json"
 _BEST_FIELDS = ("subset", "split", "protocol", "model", "model_argument", "config_hash", "main_score_name",
-                "higher_is_better", "main_mean", "main_sd", "main_ci", "coverage_mean", "rank", "n_seeds")
+                "higher_is_better", "main_mean", "main_sd", "main_ci", "coverage_mean", "rank", "n_seeds", "rank_by",
+                "oov_penalised")
 _RESERVED_SLUGS = {"readme", "leaderboard"}  # would clash with README.md / leaderboard.json
 _SAFE_FILE = re.compile(r"[a-z0-9][a-z0-9._-]*\.(md|csv|png)")
 RETRIEVAL_KINDS = ("retrieval", "caption-retrieval")

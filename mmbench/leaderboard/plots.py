@@ -52,7 +52,9 @@ def _label(row: dict) -> str:
 
 
 def score_plot(rows: Sequence[dict], out_png: Path, title: str, scale=lambda name, v: v, unit: str = "") -> Path:
-    """Main score per model (best at the top) with 95 % bootstrap interval or ± seed sd, and coverage."""
+    """Main score per model (best at the top) with 95 % bootstrap interval or ± seed sd, and coverage; where
+    the table has OOV-penalised scores, each with its interval as a hollow marker just below (the score
+    such tables rank by)."""
     plt = _pyplot()
     name = rows[0]["main_score_name"]
     height = 1.2 + 0.32 * len(rows)
@@ -67,11 +69,18 @@ def score_plot(rows: Sequence[dict], out_png: Path, title: str, scale=lambda nam
         colour = UNRANKED if row.get("ranked") is False else RANKED
         axis.errorbar([mean], [position], xerr=[[max(0.0, mean - low)], [max(0.0, high - mean)]], fmt="o",
                       color=colour, capsize=3, markersize=4)
+        if row.get("oov_penalised") is not None:
+            penalised = scale(name, row["oov_penalised"])
+            low_p, high_p = (scale(name, v) for v in row.get("oov_penalised_ci") or (row["oov_penalised"],) * 2)
+            axis.errorbar([penalised], [position - 0.25], xerr=[[max(0.0, penalised - low_p)], [max(0.0, high_p - penalised)]],
+                          fmt="o", mfc="white", color=colour, capsize=2, markersize=4, linewidth=0.8)
         if row["coverage_mean"] is not None:
             axis.annotate(f"{100 * row['coverage_mean']:.0f}% cov", (high, position), xytext=(4, -3),
                           textcoords="offset points", fontsize=7, color=colour)
     axis.set_yticks(range(len(rows)), [_label(r) for r in reversed(rows)])
     axis.set_xlabel(f"{name} ({unit})" if unit else name)
+    if any(row.get("oov_penalised") is not None for row in rows):
+        axis.set_xlabel(f"{axis.get_xlabel()}: filled = own score, hollow = OOV-penalised (ranks)")
     axis.set_title(title, fontsize=9)
     axis.grid(axis="x", color="#dddddd")
     axis.margins(x=0.15)

@@ -15,7 +15,7 @@ import math
 import re
 from typing import Any
 
-from .fairness import POLICY
+from .fairness import RANK_BY_PENALISED, policy_text
 from .records import (
     group_by,
     model_entries,
@@ -32,7 +32,7 @@ MISSING = "—"
 CSV_FIELDS = ("task", "task_kind", "subset", "split", "protocol", "rank", "model", "model_argument",
               "config_hash", "main_score_name", "higher_is_better", "main_mean", "main_sd", "main_ci", "n_seeds",
               "seeds", "coverage_mean", "n_items", "n_scored", "ranked", "rank_by", "common_mean", "common_ci",
-              "common_n", "oov_penalised", "p_vs_best", "differs_from_best", "languages", "record_ids",
+              "common_n", "oov_penalised", "oov_penalised_ci", "p_vs_best", "differs_from_best", "languages", "record_ids",
               "mmbench_versions")
 _MD_SPECIAL = re.compile(r"[\\|*_`\[\]<>~&$]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -193,22 +193,28 @@ def _ranked_table(rows: list[dict]) -> list[str]:
     has_coverage = any(r["coverage_mean"] is not None for r in rows)
     common_n = next((r["common_n"] for r in rows if r.get("common_n")), None)
     has_oov = any(r.get("oov_penalised") is not None for r in rows)
-    header = ["Rank", "Model", "Config", f"{score_header(main)} mean ± sd", "95% CI"]
+    by_oov = any(r.get("rank_by") == RANK_BY_PENALISED for r in rows)  # the ranking score goes first
+    oov_header = ["OOV-penalised [95% CI]"] if has_oov else []
+    header = ["Rank", "Model", "Config", *(oov_header if by_oov else []), f"{score_header(main)} mean ± sd", "95% CI"]
     header += [f"Common subset (n={common_n})"] if common_n else []
-    header += ["vs best"] + (["Coverage"] if has_coverage else []) + (["OOV-penalised"] if has_oov else [])
+    header += ["vs best"] + (["Coverage"] if has_coverage else []) + ([] if by_oov else oov_header)
     header += ["n scored / total", "Seeds", *(score_header(name) for name in extras)]
     body = []
     for r in rows:
         mean, sd = display_value(main, r["main_mean"]), display_value(main, r["main_sd"])
+        penalised = display_value(main, r.get("oov_penalised"))
+        oov = [MISSING if penalised is None else
+               f"{format_score(penalised)} {format_interval(main, r.get('oov_penalised_ci'))}"] if has_oov else []
         line = [MISSING if r.get("rank") is None else str(r["rank"]), escape_markdown(r["model"]),
-                _config_cell(r["config_hash"]), format_mean_sd(mean, sd), format_interval(main, r.get("main_ci"))]
+                _config_cell(r["config_hash"]), *(oov if by_oov else []), format_mean_sd(mean, sd),
+                format_interval(main, r.get("main_ci"))]
         if common_n:
             common = display_value(main, r.get("common_mean"))
             line.append(MISSING if common is None else
                         f"{format_score(common)} {format_interval(main, r.get('common_ci'))}")
         line.append(format_versus_best(r))
         line += [format_coverage(r["coverage_mean"])] if has_coverage else []
-        line += [format_score(display_value(main, r.get("oov_penalised")))] if has_oov else []
+        line += [] if by_oov else oov
         line += [format_n(r), str(r["n_seeds"]),
                  *(format_score(display_value(name, r["scores"].get(name))) for name in extras)]
         body.append(line)
@@ -253,7 +259,7 @@ def task_page(task: str, rows: list[dict], plots: dict | None = None) -> str:
               "named in each column header (% = percent, MRR included as percent; 0-1 = correlation). "
               "Coverage is the mean share of items the model covered (— where the task has none); "
               "n counts the items scored of all items. — in an interval column: the records hold no per-item "
-              "outputs (written before schema 2)."), "", POLICY, ""]
+              "outputs (written before schema 2)."), "", policy_text(rows), ""]
     for group_rows in groups.values():
         suffix = f" · {escape_markdown(score_label(group_rows[0]))}" if len(groups) > 1 else ""
         sections = group_by(group_rows, lambda r: (split_key(r["split"]), r["protocol"]))
@@ -286,7 +292,7 @@ def index_page(tasks: list[dict], n_records: int) -> str:
               "coverage policy stated on each page; its coverage is shown beside its score."), ""]
     if not tasks:
         return "\n".join(lines + ["No result records found.", ""])
-    header = ["Task", "Kind", "Models", "Main subset", "Best model", "Score", "95% CI", "Coverage"]
+    header = ["Task", "Kind", "Models", "Main subset", "Best model", "Score", "95% CI", "Coverage", "Ranked by"]
     body = []
     for task in tasks:
         best = task["best"]
@@ -296,9 +302,16 @@ def index_page(tasks: list[dict], n_records: int) -> str:
                      f"{escape_markdown(best['model'])} {_config_cell(best['config_hash'])}",
                      (f"{score_header(name)} "
                       f"{format_mean_sd(display_value(name, best['main_mean']), display_value(name, best['main_sd']))}"),
-                     format_interval(name, best.get("main_ci")), format_coverage(best.get("coverage_mean"))])
-    align = [":---", ":---", "---:", ":---", ":---", "---:", "---:", "---:"]
+                     format_interval(name, best.get("main_ci")), format_coverage(best.get("coverage_mean")),
+                     _ranked_by(best)])
+    align = [":---", ":---", "---:", ":---", ":---", "---:", "---:", "---:", ":---"]
     return "\n".join(lines + _table_lines(header, align, body) + [""])
+
+
+def _ranked_by(row: dict) -> str:
+    if row.get("rank_by") == RANK_BY_PENALISED:
+        return f"OOV-penalised {format_score(display_value(row['main_score_name'], row.get('oov_penalised')))}"
+    return escape_markdown(row.get("rank_by") or MISSING)
 
 
 # --- CSV -------------------------------------------------------------------------------------------------------
