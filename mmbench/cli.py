@@ -6,6 +6,7 @@ rich's live display, the cards, the runner and the plugins are imported by the c
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import sys
@@ -509,6 +510,98 @@ def plot_training_command(
             raise MMBenchError(f"{log}: no val/*, alignment_ratio/* or loss/* metric to plot; name one with --key")
     written = plot_training_curves(log, key, png or log.with_name("curves.png"), title=str(log.parent))
     out.print(f"wrote {written}")
+
+
+@app.command("inspect")
+def inspect_command(
+    record: Annotated[Optional[Path], typer.Argument(help="A result record (.json), or a results directory to "
+                                                     "pick one from with the filters.")] = None,
+    results_dir: Annotated[Optional[Path], typer.Option("--results-dir", help="Results directory to pick the "
+                                                        "record from (default: results).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Only records of this model.")] = None,
+    task: Annotated[Optional[str], typer.Option("--task", "-t", help="Only records of this task.")] = None,
+    subset: Annotated[Optional[str], typer.Option("--subset", "-s", help="Only records of this subset.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Only records of this seed.")] = None,
+    top: Annotated[int, typer.Option("--top", "-n", min=1, help="Rows in each list of worst items.")] = 10,
+    names: Annotated[bool, typer.Option("--names/--no-names", help="Name the items (word pairs, source words, "
+                                        "captions) from the task data when it is the data the record was scored "
+                                        "on.")] = True,
+    data_dir: DataOpt = None, tasks_dir: TasksDirOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+) -> None:
+    """Error analysis of one record from its per-item outputs: the worst items, recomputed scores."""
+    import json
+
+    from .inspect import AmbiguousRecord, find_record, inspect_record, read_record
+
+    if fmt not in ("table", "json"):
+        raise typer.BadParameter(f"{fmt!r} is not one of table, json", param_hint="--format")
+    if record is not None and results_dir is not None:
+        raise typer.BadParameter("give a record (file or directory) or --results-dir, not both", param_hint="RECORD")
+    filters = {"model": model, "task": task, "subset": subset, "seed": seed}
+    if record is not None and record.is_file():
+        if any(value is not None for value in filters.values()):
+            raise typer.BadParameter("--model, --task, --subset and --seed pick a record from a results directory, "
+                                     "not from a record file", param_hint="RECORD")
+        path, data = record, read_record(record)
+    elif record is not None and not record.is_dir():
+        raise MMBenchError(f"no record or results directory at {record}")
+    else:
+        try:
+            path, data = find_record(record or results_dir or Path("results"), **filters)
+        except AmbiguousRecord as exc:
+            for match, found in exc.matches:
+                err.print(f"  {escape(str(match))}  ({escape(found['model'])}, seed {found['seed']}, "
+                          f"{escape(found['task'])}/{escape(found['subset'])}, {escape(found['protocol'])})",
+                          soft_wrap=True)
+            err.print(f"[red]Error:[/] {escape(str(exc))}")
+            raise typer.Exit(EXIT_USAGE) from None
+    report = inspect_record(data, path, top=top, names=names, data_dir=data_dir, tasks_dirs=tasks_dir or [])
+    if fmt == "json":
+        sys.stdout.write(json.dumps(report.as_json(), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+        sys.stdout.flush()
+        return
+    _print_report(report)
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def _print_report(report) -> None:
+    """``mmbench inspect`` as text: identity, recomputed scores, counts, then one table per list."""
+    r = report.record
+    out.print(f"[bold]{escape(r['task'])} / {escape(r['subset'])}[/] · {escape(r['model'])} ({r['config_hash']}) · "
+              f"seed {r['seed']} · {escape(r['split'])} · {escape(r['protocol'])}", soft_wrap=True)
+    out.print(f"{report.n} items (one per {escape(report.unit)}) · {escape(report.path)}", soft_wrap=True)
+    table = _table()
+    for column in ("score", "record", "from items", ""):
+        table.add_column(column, justify="left" if column == "score" else "right")
+    for row in report.scores:
+        table.add_row(escape(row["score"]), _score(row["record"]), _score(row["recomputed"]),
+                      "[green]=[/]" if row["matches"] else "[red]differs[/]")
+    out.print(table)
+    if report.not_recomputed:
+        out.print(f"[dim]not recomputable from the items: {escape(', '.join(report.not_recomputed))}[/]",
+                  soft_wrap=True)
+    if report.summary:
+        out.print(" · ".join(f"{escape(key.replace('_', ' '))} {_cell(value)}" for key, value in report.summary.items()),
+                  soft_wrap=True)
+    for item_table in report.tables:
+        out.print(f"[bold]{escape(item_table.title)}[/]", soft_wrap=True)
+        shown = _table()
+        for column in item_table.columns:
+            text = column in ("pair", "source word", "caption", "text a", "text b", "image (first caption)")
+            shown.add_column(escape(column), justify="left" if text else "right", overflow="fold")
+        for row in item_table.rows:
+            shown.add_row(*(escape(_cell(value)) for value in row))
+        out.print(shown)
+    for note in report.notes:
+        err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
 
 
 # -- data -----------------------------------------------------------------------------------------

@@ -43,7 +43,8 @@ DEFAULT_PLUGINS = (
 )
 
 # The CLI's own commands: a plugin command with one of these names is refused.
-CORE_COMMANDS = frozenset({"list", "plugins", "validate", "run", "eval", "leaderboard", "plot-training", "data"})
+CORE_COMMANDS = frozenset({"list", "plugins", "validate", "run", "eval", "leaderboard", "plot-training", "inspect",
+                           "data"})
 CORE = "mmbench"  # the owner of a core command in a Conflict
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from multi30k_tree import official_multi30k_tree
 
 import mmbench
 from mmbench.metrics.retrieval import retrieval_scores
@@ -87,30 +88,11 @@ def test_variants_declare_what_they_train_on(registry):
     assert mmbench.Capability.IMAGES not in resolve_model(registry, "ame-cooc", []).model.capabilities
 
 
-def official_tree(root: Path, *, features: bool, images: int = 40) -> Path:
-    """The official Multi30k layout (task 2 train/val: real captions of the first ``images`` images; task-1
-    image lists; generated features)."""
-    import gzip
-
-    source = DATA / "multi30k"
-    for split in ("train", "val"):
-        names = (source / "task2" / "image_splits" / f"{split}_images.txt").read_text().splitlines()[:images]
-        for task, name in ((2, f"{split}_images.txt"), (1, f"{split}.txt")):
-            path = root / "multi30k" / f"task{task}" / "image_splits" / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("\n".join(names) + "\n")
-        for k in range(1, 6):
-            for lang in ("en", "de"):
-                lines = gzip.open(source / "task2" / "raw" / f"{split}.{k}.{lang}.gz", "rt").read().splitlines()
-                path = root / "multi30k" / "task2" / "raw" / f"{split}.{k}.{lang}.gz"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with gzip.open(path, "wt") as out:
-                    out.write("\n".join(lines[:images]) + "\n")
-        if features:
-            path = root / "multi30k" / "features" / f"{split}-resnet50-avgpool.npy"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path, np.random.default_rng(0).standard_normal((images, 32)).astype(np.float16))
-    (root / "muse").symlink_to(DATA / "muse")  # the alignment lexicon
+def official_tree(root: Path, *, features: bool) -> Path:
+    """The official Multi30k layout (task-2 captions, image lists, generated features if ``features``) and the
+    MUSE lexicon AME aligns on."""
+    official_multi30k_tree(root, DATA / "multi30k", features=features)
+    (root / "muse").symlink_to(DATA / "muse")
     return root
 
 

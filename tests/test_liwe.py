@@ -5,13 +5,13 @@ word-table control's does. Tiny configs (GRU 64-128, a few to 150 steps) keep ea
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from mmbench_plugins import liwe
+from multi30k_tree import official_multi30k_tree
 
 import mmbench
 from mmbench.metrics.retrieval import retrieval_scores
@@ -126,33 +126,8 @@ def test_variants_declare_what_they_train_on(registry):
             mmbench.RunContext(data_dir=DATA))
 
 
-def official_tree(root: Path, images: int = 40) -> Path:
-    """The official Multi30k layout: task-2 train/val captions and task-1 train/val translations (real
-    lines of the first ``images`` images), the image lists, generated features."""
-    source = DATA / "multi30k"
-    for split in ("train", "val"):
-        names = (source / "task2" / "image_splits" / f"{split}_images.txt").read_text().splitlines()[:images]
-        for task, name in ((2, f"{split}_images.txt"), (1, f"{split}.txt")):
-            path = root / "multi30k" / f"task{task}" / "image_splits" / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("\n".join(names) + "\n")
-        files = [(2, f"{split}.{k}.{lang}.gz") for k in range(1, 6) for lang in ("en", "de")]
-        files += [(1, f"{split}.{lang}.gz") for lang in ("en", "de", "fr", "cs")]
-        for task, name in files:
-            with gzip.open(source / f"task{task}" / "raw" / name, "rt") as lines_in:
-                lines = lines_in.read().splitlines()
-            path = root / "multi30k" / f"task{task}" / "raw" / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with gzip.open(path, "wt") as out:
-                out.write("\n".join(lines[:images]) + "\n")
-        path = root / "multi30k" / "features" / f"{split}-resnet50-avgpool.npy"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, np.random.default_rng(0).standard_normal((images, 32)).astype(np.float16))
-    return root
-
-
 def test_trains_on_the_official_multi30k_layout_with_clmr_on_its_train_translations(registry, tmp_path):
-    root = official_tree(tmp_path / "data")
+    root = official_multi30k_tree(tmp_path / "data", DATA / "multi30k", translations=("en", "de", "fr", "cs"))
     model = prepared(registry, tmp_path / "work", "liwe", *TINY, "train_data=multi30k", "train.max_steps=3",
                      data_dir=root)
     assert model.state["n_parallel"] == 3 * 40 and model.state["n_images"] == 40

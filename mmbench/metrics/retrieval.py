@@ -261,7 +261,8 @@ def _reference_ranks(
     return i2t.cpu().numpy(), t2i.cpu().numpy()
 
 
-def _summary(ranks: np.ndarray, prefix: str) -> dict[str, float]:
+def rank_summary(ranks: np.ndarray, prefix: str) -> dict[str, float]:
+    """R@1/5/10 (percent), medr (floor of the median 0-based rank, + 1) and meanr of one direction's ranks."""
     return {
         f"{prefix}_r1": recall_at(ranks, 1),
         f"{prefix}_r5": recall_at(ranks, 5),
@@ -301,7 +302,7 @@ def retrieval_scores(
         ties=ties,
         block_size=block_size,
     )
-    result = {**_summary(i2t, "i2t"), **_summary(t2i, "t2i")}
+    result = {**rank_summary(i2t, "i2t"), **rank_summary(t2i, "t2i")}
     result["rsum"] = sum(result[f"{d}_r{k}"] for d in ("i2t", "t2i") for k in (1, 5, 10))
     if return_ranks:
         result["ranks"] = (i2t, t2i)
