@@ -36,20 +36,17 @@ Training writes ``<work_dir>/train/``: the trainer's checkpoints (safetensors we
 
 from __future__ import annotations
 
-import zlib
-from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 
 import mmbench
 from mmbench.errors import ConfigError
 from mmbench.text import tokenize
 from mmbench.train.config import TrainConfig
 from mmbench.train.lifecycle import TrainedModel, TrainingRun
-from mmbench.train.corpora import SEEN_DATA, SOURCES, TrainingPairs, build_pairs
+from mmbench.train.corpora import SEEN_DATA, SOURCES, build_pairs
+from mmbench.train.vocabulary import Vocabulary, WordTableEmbeddings, token_key  # noqa: F401 (imagevec.token_key)
 
 if TYPE_CHECKING:
     from mmbench_plugins.imagevec_net import ImageVecNet
@@ -98,56 +95,6 @@ class ImageVecConfig:
                 raise ValueError(f"track_alignment: give language pairs as SRC-TGT (en-de), got {pair!r}")
 
 
-def token_key(language: str, word: str, *, tagged: bool) -> str:
-    """``en:back`` (language-tagged) or ``back`` (the unaware variant: one key per spelling)."""
-    return f"{language}:{word}" if tagged else word
-
-
-class Vocabulary:
-    """Token keys (``lang:word``, or ``word`` untagged) -> rows; unknown keys hash into bucket rows."""
-
-    def __init__(self, keys: Sequence[str], words: dict[str, list[str]], *, tagged: bool, buckets: int):
-        self.keys, self.words, self.tagged, self.buckets = list(keys), words, tagged, buckets
-        self.index = {key: row for row, key in enumerate(self.keys)}
-
-    def __len__(self) -> int:
-        return len(self.keys) + self.buckets
-
-    def key(self, language: str, word: str) -> str:
-        return token_key(language, word, tagged=self.tagged)
-
-    def row(self, language: str, word: str, *, bucket: bool) -> int | None:
-        key = self.key(language, word)
-        row = self.index.get(key)
-        if row is None and bucket and self.buckets:
-            row = len(self.keys) + zlib.crc32(key.encode("utf-8")) % self.buckets
-        return row
-
-    def rows(self, language: str, tokens: Sequence[str], *, bucket: bool) -> list[int]:
-        found = (self.row(language, token, bucket=bucket) for token in tokens)
-        return [row for row in found if row is not None]
-
-    @classmethod
-    def build(cls, pairs: TrainingPairs, *, min_count: int, tagged: bool, buckets: int) -> Vocabulary:
-        counts: Counter[str] = Counter()
-        seen: dict[str, set[str]] = {}
-        for language, tokens in zip(pairs.query_languages, pairs.query_tokens):
-            for token in set(tokens):
-                counts[token_key(language, token, tagged=tagged)] += 1
-                seen.setdefault(language, set()).add(token)
-        keys = sorted(key for key, count in counts.items() if count >= min_count)
-        kept = set(keys)
-        words = {lang: sorted(w for w in ws if token_key(lang, w, tagged=tagged) in kept) for lang, ws in seen.items()}
-        return cls(keys, dict(sorted(words.items())), tagged=tagged, buckets=buckets)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"tagged": self.tagged, "buckets": self.buckets, "keys": self.keys, "words": self.words}
-
-    @classmethod
-    def from_json(cls, payload: dict[str, Any]) -> Vocabulary:
-        return cls(payload["keys"], payload["words"], tagged=payload["tagged"], buckets=payload["buckets"])
-
-
 # The network, its loss and batching live in imagevec_net (they need torch); they are imported when a
 # model trains or embeds, so registering these models (``mmbench --help``, ``mmbench list``) does not
 # import torch. ``imagevec.ImageVecNet`` etc. still work (module ``__getattr__`` below).
@@ -163,7 +110,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class ImageVec(TrainedModel):
+class ImageVec(WordTableEmbeddings, TrainedModel):
     """Bag-of-words query embeddings trained to pick their image in a batch (Singhal et al. 2019)."""
 
     name = "imagevec"
@@ -245,43 +192,9 @@ class ImageVec(TrainedModel):
     def embedding_dim(self) -> int:
         return int(self.state["dim"])
 
-    # -- embedding ----------------------------------------------------------------------------------
-    def languages(self) -> list[str]:
-        return sorted(self.vocab.words)
-
-    def _check_language(self, language: str) -> None:
-        if language not in self.vocab.words:
-            raise mmbench.Incompatible(f"imagevec was not trained on language {language!r}")
-
-    def vocabulary(self, language: str) -> list[str]:
-        self._check_language(language)
-        return list(self.vocab.words[language])
-
-    def embed_words(self, words: Sequence[str], language: str) -> tuple[np.ndarray, np.ndarray]:
-        self._check_language(language)
-        # Untagged (unaware) keys are shared by all languages: any trained spelling is found.
-        rows = [self.vocab.index.get(self.vocab.key(language, word.lower()), -1) for word in words]
-        found = np.array([r >= 0 for r in rows], dtype=bool)
-        vectors = np.zeros((len(words), self.state["dim"]), dtype=np.float32)
-        if found.any():
-            import torch
-
-            table = self.net.words.weight.detach()
-            vectors[found] = table[torch.tensor([r for r in rows if r >= 0])].float().cpu().numpy()
-        return vectors, found
-
-    def embed_texts(self, texts: Sequence[str], language: str) -> np.ndarray:
-        self._check_language(language)
-        from mmbench.train import encode
-        from mmbench_plugins.imagevec_net import bags
-
-        bucket = self.config.text_oov == "bucket"
-        rows = [self.vocab.rows(language, tokenize(text), bucket=bucket) for text in texts]
-        if not rows:
-            return np.zeros((0, self.state["dim"]), dtype=np.float32)
-        device = self.device
-        out = encode(lambda chunk: self.net.encode_queries(*(t.to(device) for t in bags(chunk))), rows, 4096)
-        return out.float().numpy()
+    # -- embedding: languages, vocabulary, embed_words, embed_texts are WordTableEmbeddings' -----------------
+    def bucket_unknown_tokens(self) -> bool:
+        return self.config.text_oov == "bucket"
 
 
 class ImageVecCooc(ImageVec):

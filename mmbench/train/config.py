@@ -13,7 +13,8 @@ from mmbench.models import added_field
 if TYPE_CHECKING:  # no torch at import: a plugin's config (which embeds TrainConfig) is read at registration
     import torch
 
-OptimizerName = Literal["adam", "adamw", "adamax", "sgd"]
+# lazy-adam: Adam on the touched rows of sparse-gradient tables only (mmbench.train.lazy_adam)
+OptimizerName = Literal["adam", "adamw", "adamax", "sgd", "lazy-adam"]
 ScheduleName = Literal["constant", "step", "warmup", "cosine", "warmup-cosine", "multistep", "warmup-multistep"]
 
 

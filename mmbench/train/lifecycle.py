@@ -166,27 +166,32 @@ class TrainedModel(Model):
         """The module mapping image features to the joint space (``net.image`` unless overridden)."""
         return self.net.image
 
-    def embed_images(self, features: np.ndarray, *, source: str) -> np.ndarray:
-        """Image features through :meth:`image_encoder`; the state says which feature space the model
-        was trained on (``feature_source``, ``feature_dim``) and whether it learnt free image vectors
-        instead (``image_encoder == "cooc"``: it embeds no image features then)."""
-        import torch
-
-        from .encoding import encode
-
+    def image_space(self, source: str) -> tuple[Any, int]:
+        """The module embedding images of feature space ``source`` and its input width. The state says
+        which feature space the model was trained on (``feature_source``, ``feature_dim``) and whether it
+        learnt free image vectors instead (``image_encoder == "cooc"``: it embeds no image features then)."""
         if self.state.get("image_encoder") == "cooc":
             raise Incompatible(f"{self.name} is a co-occurrence model (a free vector per training image): it "
                                f"knows only its training images, not image features")
         if source != self.state.get("feature_source"):
             raise Incompatible(f"{self.name} was trained on {self.state.get('feature_source')} features, "
                                f"not {source}")
+        return self.image_encoder(), int(self.state["feature_dim"])
+
+    def embed_images(self, features: np.ndarray, *, source: str) -> np.ndarray:
+        """Image features of space ``source`` through the encoder :meth:`image_space` picks."""
+        import torch
+
+        from .encoding import encode
+
+        encoder, feature_dim = self.image_space(source)
         inputs = torch.from_numpy(np.array(features, dtype=np.float32))  # a copy: features may be read-only
-        if inputs.dim() != 2 or inputs.shape[1] != self.state["feature_dim"]:
-            raise DataError(f"{self.name}: {source} features must be (n, {self.state['feature_dim']}), "
+        if inputs.dim() != 2 or inputs.shape[1] != feature_dim:
+            raise DataError(f"{self.name}: {source} features must be (n, {feature_dim}), "
                             f"got {tuple(inputs.shape)}")
         if len(inputs) == 0:
             return np.zeros((0, self.embedding_dim()), dtype=np.float32)
-        return encode(self.image_encoder(), inputs, 4096, self.device).float().numpy()
+        return encode(encoder, inputs, 4096, self.device).float().numpy()
 
     def embedding_dim(self) -> int:
         """Width of the joint space (texts and images)."""

@@ -30,13 +30,14 @@ from .distributed import (
     world_size,
 )
 from .errors import CheckpointError, NonFiniteLossError, TrainingError
+from .lazy_adam import LazyAdam
 from .monitor import METRICS_FILE, LossTracker, MetricsLog, Progress, TensorBoardLog
 from .rng import capture_states, restore_states, seed_everything
 from .schedules import schedule_factor
 from .tracking import TrackedMetric, Tracking
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax,
-               "sgd": torch.optim.SGD}
+               "sgd": torch.optim.SGD, "lazy-adam": LazyAdam}
 _FUSED = {"adam", "adamw", "sgd"}
 
 
