@@ -101,8 +101,8 @@ def test_the_image_text_objective_learns_retrieval(models) -> None:
 
 def test_the_context_objective_learns_cooccurrence(models) -> None:
     # ~10,000 held-out pairs: the AUC's standard error is about 0.005.
-    assert cooccurrence_auc(models["context"]) > 0.6
-    assert abs(cooccurrence_auc(models["context-control"]) - 0.5) < 0.03
+    assert cooccurrence_auc(models["context"]) > 0.6  # 0.64 here
+    assert cooccurrence_auc(models["context-control"]) < 0.56  # 0.52 here
 
 
 def test_the_translation_objective_learns_translations(models) -> None:
