@@ -7,7 +7,7 @@ even a segfault or the OOM killer, takes only that benchmark down): it is report
 of its output and the others still run. The children inherit the environment, so set
 ``OMP_NUM_THREADS`` here for all of them. Writes ``<out>/latest.json`` and ``latest.md`` (default
 ``benchmarks/results/``) and each benchmark's output to ``<out>/logs/<name>.log``. Exit status 1 when a
-benchmark failed. ``--quick`` fits the whole set in about 3 minutes on 2 CPU cores.
+benchmark failed. ``--quick`` fits the whole set in about 4 minutes on 2 quiet CPU cores.
 """
 
 from __future__ import annotations

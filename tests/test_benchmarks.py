@@ -37,7 +37,8 @@ def run(quick):
 
 def test_every_benchmark_imports_and_exposes_run():
     found = harness.discover()
-    assert {"ame", "skipgram", "trainer", "metrics", "default_run", "startup"} <= set(found)
+    assert {"ame", "skipgram", "trainer", "metrics", "default_run", "startup", "liwe", "iesg",
+            "lazy_adam"} <= set(found)
     for name, path in found.items():
         module = harness.load(path)
         assert list(inspect.signature(module.run).parameters) == ["quick"], name
