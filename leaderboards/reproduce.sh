@@ -9,7 +9,7 @@ models=(
   skipgram
   iesg iesg-l2
   ame ame-order ame-fme ame-noalign ame-mono ame-mono-de
-  liwe liwe-noclmr liwe-en liwe-wordtable
+  liwe liwe-noclmr liwe-en liwe-wordtable charcnn
   cnn-mean
   visual-bli-avgmax visual-bli-maxmax visual-bli-cnn-mean visual-bli-cnn-max visual-bli-knn visual-bli-knn-c
   imagevec imagevec-cooc imagevec-cooc-multi imagevec-unaware imagevec-m30k imagevec-m30k-cooc imagevec-300d
