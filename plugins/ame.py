@@ -149,9 +149,8 @@ class AME(TrainedModel):
         config = self.config
         cooc = config.image_encoder == "cooc"
         pairs = caption_image_pairs(config.train_data, "train", config.languages, data_dir=ctx.data_dir,
-                                    tokenize=tokenize, features=not cooc)
-        if config.shuffle_pairs:
-            pairs = pairs.shuffled(ctx.seed)
+                                    tokenize=tokenize, features=not cooc,
+                                    shuffle_seed=ctx.seed if config.shuffle_pairs else None)
         vocab = CaptionVocabulary.build(pairs.languages, pairs.tokens, min_count=config.min_count)
         state = {"dim": config.dim, "hidden": config.hidden, "image_encoder": config.image_encoder,
                  "feature_source": pairs.feature_source, "feature_dim": int(pairs.features.shape[1]),

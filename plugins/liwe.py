@@ -105,9 +105,8 @@ class LIWE(TrainedModel):
         config = self.config
         cooc = config.image_encoder == "cooc"
         pairs = caption_image_pairs(config.train_data, "train", config.languages, data_dir=ctx.data_dir,
-                                    tokenize=tokenize, features=not cooc)
-        if config.shuffle_pairs:
-            pairs = pairs.shuffled(ctx.seed)
+                                    tokenize=tokenize, features=not cooc,
+                                    shuffle_seed=ctx.seed if config.shuffle_pairs else None)
         parallel = (parallel_captions(config.train_data, config.clmr_pairs, data_dir=ctx.data_dir, tokenize=tokenize)
                     if config.clmr else ParallelCaptions([], [], [], []))
         languages = [*pairs.languages, *parallel.languages_a, *parallel.languages_b]

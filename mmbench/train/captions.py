@@ -69,8 +69,11 @@ class CaptionPairs:
 
 
 def caption_image_pairs(source: str, split: Literal["train", "val"], languages: Sequence[str], *,
-                        data_dir: Path, tokenize: Callable[[str], list[str]], features: bool = True) -> CaptionPairs:
-    """Captions of ``split`` of ``source`` in ``languages`` (each caption one row), with their images."""
+                        data_dir: Path, tokenize: Callable[[str], list[str]], features: bool = True,
+                        shuffle_seed: int | None = None) -> CaptionPairs:
+    """Captions of ``split`` of ``source`` in ``languages`` (each caption one row), with their images.
+
+    ``shuffle_seed``: the shuffled-pairs control (:meth:`CaptionPairs.shuffled` with that seed)."""
     from mmbench.data import io
 
     data_dir = Path(data_dir)
@@ -132,8 +135,9 @@ def caption_image_pairs(source: str, split: Literal["train", "val"], languages: 
                     out_image.append(image)
     feats = (np.ascontiguousarray(io.feature_array(rows), dtype=np.float32) if "features" in rows.column_names
              else np.zeros((len(rows), 0), dtype=np.float32))
-    return CaptionPairs(out_languages, out_tokens, np.asarray(out_image, dtype=np.int64), feats, feature_source,
-                        [str(i) for i in rows["image"][:]])
+    pairs = CaptionPairs(out_languages, out_tokens, np.asarray(out_image, dtype=np.int64), feats, feature_source,
+                         [str(i) for i in rows["image"][:]])
+    return pairs if shuffle_seed is None else pairs.shuffled(shuffle_seed)
 
 
 class CaptionVocabulary:
