@@ -264,23 +264,34 @@ def _known_pairs(pairs: Iterable[tuple[str, str]], known_source: set[str], known
     return lexicon
 
 
-def _emoji_word_pairs(source: str, target: str, tokenize: Callable[[str], list[str]]) -> list[tuple[str, str]]:
-    """(source word, target word) for each emoji train-split concept named by one word in both languages."""
+def emoji_name_groups(languages: Sequence[str], tokenize: Callable[[str], list[str]]) -> list[list[tuple[str, list[str]]]]:
+    """Per train-split emoji concept (in concept order), its CLDR names as ``(language, tokens)`` in the
+    chosen ``languages`` (empty: all); names that tokenize to nothing are left out."""
     from mmbench.data.emoji import load_emoji
     from mmbench.data.io import column_array
 
     emoji = load_emoji()
     images = emoji.images
     train = set(column_array(images, "concept")[column_array(images, "split") == "train"])
-    words: dict[str, dict[str, str]] = {source: {}, target: {}}
-    texts = emoji.texts
-    for concept, language, name in zip(column_array(texts, "concept"), column_array(texts, "language"),
-                                       column_array(texts, "name")):
-        if language in words and concept in train:
+    wanted = set(languages)
+    groups: dict[str, list[tuple[str, list[str]]]] = {}
+    for concept, language, name in zip(column_array(emoji.texts, "concept"), column_array(emoji.texts, "language"),
+                                       column_array(emoji.texts, "name")):
+        if concept in train and (not wanted or language in wanted):
             tokens = tokenize(name)
-            if len(tokens) == 1:
-                words[language][concept] = tokens[0]
-    return [(word, words[target][c]) for c, word in sorted(words[source].items()) if c in words[target]]
+            if tokens:
+                groups.setdefault(concept, []).append((language, tokens))
+    return [groups[concept] for concept in sorted(groups)]
+
+
+def _emoji_word_pairs(source: str, target: str, tokenize: Callable[[str], list[str]]) -> list[tuple[str, str]]:
+    """(source word, target word) for each emoji train-split concept named by one word in both languages."""
+    pairs = []
+    for names in emoji_name_groups([source, target], tokenize):
+        words = {language: tokens[0] for language, tokens in names if len(tokens) == 1}
+        if source in words and target in words:
+            pairs.append((words[source], words[target]))
+    return pairs
 
 
 def _root(data_dir: Path | None, source: str) -> Path:

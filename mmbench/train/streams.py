@@ -57,7 +57,6 @@ class ContextCorpus:
         self.start = np.repeat(ends - lengths, lengths)
         self.stop = np.repeat(ends, lengths)
         counts = np.bincount(self.rows, minlength=n_rows).astype(np.float64)
-        self.counts = counts
         frequency = counts[self.rows] / len(self.rows)
         keep = np.minimum(1.0, (np.sqrt(frequency / subsample) + 1) * subsample / frequency) if subsample > 0 \
             else np.ones(len(self.rows))

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mmbench.errors import ConfigError, DataError
+from mmbench.train.corpora import emoji_name_groups
 
 Text = tuple[str, list[str]]  # (language, tokens)
 Tokenize = Callable[[str], list[str]]
@@ -88,26 +89,8 @@ def translation_groups(source: str, languages: Sequence[str], *, data_dir: Path 
         columns = {lang: [tokenize(c) for c in rows[f"caption_{lang}"][:]] for lang in chosen}
         groups = [[(lang, columns[lang][i]) for lang in chosen if columns[lang][i]] for i in range(len(rows))]
     else:
-        groups = _emoji_name_groups(languages, tokenize)
+        groups = emoji_name_groups(languages, tokenize)
     return [group for group in groups if len(group) >= 2]
-
-
-def _emoji_name_groups(languages: Sequence[str], tokenize: Tokenize) -> list[list[Text]]:
-    from mmbench.data.emoji import load_emoji
-    from mmbench.data.io import column_array
-
-    emoji = load_emoji()
-    images = emoji.images
-    train = set(column_array(images, "concept")[column_array(images, "split") == "train"])
-    wanted = set(languages)
-    groups: dict[str, list[Text]] = {}
-    for concept, language, name in zip(column_array(emoji.texts, "concept"), column_array(emoji.texts, "language"),
-                                       column_array(emoji.texts, "name")):
-        if concept in train and (not wanted or language in wanted):
-            tokens = tokenize(name)
-            if tokens:
-                groups.setdefault(concept, []).append((language, tokens))
-    return [groups[concept] for concept in sorted(groups)]
 
 
 def _root(data_dir: Path | None, source: str) -> Path:
