@@ -371,7 +371,9 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "charcnn": ({"text_encoder": "charcnn", "cnn_channels": (64, 128)}, "Character-level convolutional caption encoder, with CLMR"),
     "liwe-wordtable": ({"text_encoder": "wordtable"},
                        "Control: a learnt word table (one vocabulary, all languages) under LIWE's GRU and loss"),
-    "liwe-cooc": ({"image_encoder": "cooc", "train_data": "multi30k", "train": {"epochs": 3}},
+    # One pass over the 290,000 task-2 captions (2,266 steps, ~16 min on one core), as ame-cooc: sized for
+    # 2 CPU cores; more with --set train.epochs=N.
+    "liwe-cooc": ({"image_encoder": "cooc", "train_data": "multi30k", "train": {"epochs": 1}},
                   "LIWE with a free vector per Multi30k train image (29,000 images, co-occurrence only)"),
     "liwe-paper": ({"hidden": 1024, "train": PAPER_TRAIN},
                    "LIWE with the reference's training settings (GRU 1024, Adamax warm-up and decay; for a GPU)"),
