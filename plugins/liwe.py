@@ -1,4 +1,5 @@
-"""``liwe``, ``liwe-noclmr``, ``liwe-en``, ``charcnn``, ``liwe-wordtable``, ``liwe-cooc``, ``liwe-paper``:
+"""``liwe``, ``liwe-noclmr``, ``liwe-en``, ``charcnn``, ``liwe-wordtable``, ``liwe-paper`` and the Multi30k-scale
+``liwe-cooc``, ``liwe-noclmr-cooc``, ``liwe-wordtable-cooc``:
 language-invariant character-level caption encoders (Wehrmann and Barros; code: ``jwehrmann/lavse``),
 trained through the shared trainer. Facts from the authors' code and its ``options/liwe-adamax`` files.
 
@@ -363,6 +364,10 @@ PAPER_TRAIN = {"epochs": 30, "batch_size": 128, "optimizer": "adamax", "lr": 1e-
                "decay_steps": (10000, 12000, 14000, 16000, 18000), "decay_rate": 0.25, "grad_clip": 2.0,
                "val_every": 500, "early_stopping_patience": 50, "step_epochs": 15}
 
+# Multi30k scale: a free vector per train image, one pass over the 290,000 task-2 captions (2,266 steps, ~16
+# min on one core), as ame-cooc: sized for 2 CPU cores; more with --set train.epochs=N.
+COOC = {"image_encoder": "cooc", "train_data": "multi30k", "train": {"epochs": 1}}
+
 VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "liwe": ({}, "LIWE: character-level word embeddings + bi-GRU, image-text en+de and CLMR en-de/fr/cs"),
     "liwe-noclmr": ({"clmr": False}, "LIWE without the crosslingual (CLMR) term"),
@@ -371,10 +376,11 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "charcnn": ({"text_encoder": "charcnn", "cnn_channels": (64, 128)}, "Character-level convolutional caption encoder, with CLMR"),
     "liwe-wordtable": ({"text_encoder": "wordtable"},
                        "Control: a learnt word table (one vocabulary, all languages) under LIWE's GRU and loss"),
-    # One pass over the 290,000 task-2 captions (2,266 steps, ~16 min on one core), as ame-cooc: sized for
-    # 2 CPU cores; more with --set train.epochs=N.
-    "liwe-cooc": ({"image_encoder": "cooc", "train_data": "multi30k", "train": {"epochs": 1}},
-                  "LIWE with a free vector per Multi30k train image (29,000 images, co-occurrence only)"),
+    "liwe-cooc": ({**COOC}, "LIWE with a free vector per Multi30k train image (29,000 images, co-occurrence only)"),
+    "liwe-noclmr-cooc": ({**COOC, "clmr": False}, "LIWE without CLMR on the 29,000 Multi30k train images "
+                         "(co-occurrence only)"),
+    "liwe-wordtable-cooc": ({**COOC, "text_encoder": "wordtable"}, "The word-table control on the 29,000 "
+                            "Multi30k train images (co-occurrence only)"),
     "liwe-paper": ({"hidden": 1024, "train": PAPER_TRAIN},
                    "LIWE with the reference's training settings (GRU 1024, Adamax warm-up and decay; for a GPU)"),
 }
