@@ -116,7 +116,10 @@ def test_variants_declare_what_they_train_on(registry):
         return resolve_model(registry, name, list(options)).model
 
     assert model("liwe").seen_data() == {"multi30k-mini-v1:train", "multi30k:test_2016_flickr"}
-    assert model("liwe-cooc").seen_data() == {"multi30k:train"}
+    for name in ("liwe-cooc", "liwe-noclmr-cooc", "liwe-wordtable-cooc"):
+        assert model(name).seen_data() == {"multi30k:train"}
+        assert model(name).config.train.epochs == 1  # one pass over 290,000 captions: sized for 2 CPU cores
+    assert not model("liwe-noclmr-cooc").config.clmr and model("liwe-wordtable-cooc").config.text_encoder == "wordtable"
     paper = model("liwe-paper").config.train
     assert (paper.optimizer, paper.schedule, paper.warmup_steps, paper.decay_rate) == ("adamax", "warmup-multistep",
                                                                                       4000, 0.25)

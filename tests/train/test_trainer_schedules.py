@@ -105,14 +105,6 @@ def test_new_schedule_fields_leave_existing_config_hashes_alone():
         TrainConfig(schedule="warmup-multistep")
 
 
-def _loop_applies_every_schedule_setting() -> bool:
-    from mmbench.train import loop
-
-    return hasattr(loop, "schedule_factor")
-
-
-@pytest.mark.skipif(not _loop_applies_every_schedule_setting(),
-                    reason="the trainer does not call schedules.schedule_factor yet (loop.py change pending)")
 def test_trainer_applies_warmup_multistep(tmp_path):
     config = TrainConfig(max_steps=8, batch_size=60, lr=0.01, schedule="warmup-multistep", warmup_steps=3,
                          warmup_from=0.5, warmup_to=2.0, decay_steps=(5, 7), decay_rate=0.25, log_every=1,
