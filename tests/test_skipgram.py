@@ -72,7 +72,7 @@ def p_at_1(english, german, queries):
 
 
 def mapped(vectors, mapping):
-    return sg._unit_rows(vectors @ mapping.T)
+    return sg.unit_rows(vectors @ mapping.T)
 
 
 # -- learning --------------------------------------------------------------------------------------
