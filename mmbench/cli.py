@@ -6,8 +6,6 @@ rich's live display, the cards, the runner and the plugins are imported by the c
 
 from __future__ import annotations
 
-import math
-import os
 import shlex
 import sys
 import traceback
@@ -18,9 +16,27 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from .cli_data import data_app
+from .cli_output import (
+    CONTEXT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NOTHING_SCORED,
+    EXIT_OK,
+    EXIT_USAGE,
+    DataOpt,
+    TaskOpt,
+    TasksDirOpt,
+    _print_report,
+    _state,
+    _summary,
+    _table,
+    err,
+    out,
+    summary_lines,  # noqa: F401  (tests import it from here)
+)
 from .errors import CardError, MMBenchError
 
-CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     name="mmbench",
     help="Benchmark multilingual word and sentence embeddings learned from image-text data.",
@@ -29,29 +45,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings=CONTEXT,
 )
-data_app = typer.Typer(help="Benchmark data: what is known, where it is, checksums.", no_args_is_help=True,
-                       context_settings=CONTEXT)
 app.add_typer(data_app, name="data")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error is one line, however long
-_state = {"debug": bool(os.environ.get("MMBENCH_DEBUG")), "argv": []}
-
-# Exit codes (docs/guarantees.md): 0 every requested unit was scored or already had an intact record;
-# 1 a unit or the command failed (user error: unknown model/task/suite, bad value; broken model, bad data);
-# 2 usage error (unknown option, missing argument) or a task-card error; 3 nothing was scored because every
-# requested unit was skipped (capability, contamination, missing data); 130 interrupted (Ctrl-C).
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING_SCORED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 FORMATS = ("table", "csv", "json")
-
 ModelOpt = Annotated[list[str], typer.Option("--model", "-m", help="Model name, variant or NAME:ARG (e.g. vectors:PATH); repeatable.")]
-TaskOpt = Annotated[Optional[list[str]], typer.Option("--task", "-t", help="Task card name; repeatable.")]
 SuiteOpt = Annotated[Optional[list[str]], typer.Option("--suite", help="Run every task card in this suite; repeatable.")]
 SeedOpt = Annotated[Optional[list[int]], typer.Option("--seed", help="Seed; repeatable (default 0).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 OutOpt = Annotated[Path, typer.Option("--output-dir", "-o", help="Results directory.")]
-DataOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Benchmark data root (default $MMBENCH_DATA, else the user cache).")]
-TasksDirOpt = Annotated[Optional[list[Path]], typer.Option("--tasks-dir", help="Extra directory of task cards; repeatable.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Model config override key=value; repeatable.")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file of model config values.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Recompute records that already exist.")]
@@ -87,14 +88,6 @@ def get_registry():
 
 
 # -- listing --------------------------------------------------------------------------------------
-def _table(title: str | None = None):
-    """A listing table: no vertical rules, so narrow terminals keep the room for the text."""
-    from rich import box
-    from rich.table import Table
-
-    return Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
-
-
 @app.command("list")
 def list_things(
     what: Annotated[str, typer.Argument(help="models, tasks or kinds (default: all three)")] = "all",
@@ -311,129 +304,6 @@ def _run(models, tasks, suites, seeds, device, output_dir, data_dir, tasks_dir, 
         raise typer.Exit(EXIT_NOTHING_SCORED)
 
 
-def _fmt(value: float | None, percent: bool = False) -> str:
-    if value is None:
-        return "—"
-    return f"{100 * value:.1f}%" if percent else f"{value:.4g}"
-
-
-HEADERS = ("task", "subset", "main score", "status", "coverage")
-
-
-def _score(value: float) -> str:
-    """A main score as the table shows it: 4 decimals below 10 (correlations, fractions), else 2 (percent sums)."""
-    return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
-
-
-STATUS_WORDS = {"done": "scored", "exists": "found", "skipped": "skipped", "error": "error"}
-STATUS_STYLES = {"done": "green", "exists": "cyan", "skipped": "yellow", "error": "red"}
-
-
-def summary_lines(outcomes, width: int) -> list[tuple[str, str | None]]:
-    """The results table as plain lines ``(text, status)`` (status: the outcome's, for colour; None for
-    headers). Task, subset and main score are never cut: the status and coverage columns are dropped when
-    the line would be wider than ``width``, and when even task, subset and score do not fit side by side,
-    each unit takes two lines (``task / subset``, then the score). Rows are grouped under one
-    ``model · seed N`` line per model and seed."""
-    groups: dict[tuple[str, int], list] = {}
-    for o in outcomes:
-        groups.setdefault((o.model, o.seed), []).append(o)
-    cells = []
-    for o in outcomes:
-        score = f"{o.main_score_name}={_score(o.main_score)}" if o.main_score is not None else "—"
-        coverage = _fmt(o.coverage, percent=True) if o.coverage is not None else ""
-        cells.append((o, [o.task, o.subset, score, STATUS_WORDS.get(o.status, o.status), coverage]))
-    widths = [max([len(h)] + [len(c[1][i]) for c in cells]) for i, h in enumerate(HEADERS)]
-    gap = 2
-    required = widths[0] + widths[1] + widths[2] + 2 * gap
-    shown = [0, 1, 2]
-    for optional in (3, 4):
-        if any(c[1][optional] for c in cells) and required + gap + widths[optional] <= width:
-            shown.append(optional)
-            required += gap + widths[optional]
-    stacked = widths[0] + widths[1] + widths[2] + 2 * gap > width
-    lines: list[tuple[str, str | None]] = []
-    by_outcome = {id(o): c for o, c in cells}
-    for (model, seed), members in groups.items():
-        lines.append((f"{model} · seed {seed}", None))
-        if not stacked:
-            header = [HEADERS[i].ljust(widths[i]) for i in shown]
-            lines.append(((" " * gap).join(header).rstrip(), None))
-        for o in members:
-            row = by_outcome[id(o)]
-            if stacked:
-                lines.append((f"{row[0]} / {row[1]}", None))
-                rest = [row[2], row[3], row[4] + " coverage" if row[4] else ""]
-                lines.append(("    " + (" " * gap).join(x for x in rest if x), o.status))
-            else:
-                lines.append(((" " * gap).join(row[i].ljust(widths[i]) for i in shown).rstrip(), o.status))
-    return lines
-
-
-def _summary(outcomes, output_dir: Path, fmt: str = "table") -> None:
-    notes: dict[tuple[str, str, str], list[str]] = {}
-    for o in outcomes:
-        if o.message:
-            notes.setdefault((o.status, o.model, o.message), []).append(f"{o.task}/{o.subset}")
-        if o.traceback and _state["debug"]:
-            err.print(o.traceback)
-    existing = sum(o.status == "exists" for o in outcomes)
-    done = sum(o.status == "done" for o in outcomes)
-    errors = sum(o.status == "error" for o in outcomes)
-    # In csv/json mode stdout is data only; the counts and notes go to stderr.
-    talk = out if fmt == "table" else err
-    if fmt == "csv":
-        _summary_csv(outcomes)
-    elif fmt == "json":
-        _summary_json(outcomes)
-    elif outcomes:
-        for text, status in summary_lines(outcomes, out.width):
-            if status is None:
-                out.print(escape(text), style="bold" if "·" in text else None, soft_wrap=True)
-            else:
-                word = STATUS_WORDS.get(status, status)
-                styled = escape(text).replace(word, f"[{STATUS_STYLES.get(status, '')}]{word}[/]", 1)
-                out.print(styled, soft_wrap=True)
-    for (status, model, message), units in notes.items():
-        where = units[0] if len(units) == 1 else f"{len(units)} units"
-        colour = "red" if status == "error" else "yellow"
-        err.print(f"[{colour}]{status}:[/] {escape(model)} ({escape(where)}): {escape(message)}")
-    if existing:
-        talk.print(f"{existing} record(s) already existed in {escape(str(output_dir))} and were not recomputed "
-                   "(use --overwrite).", soft_wrap=True)
-    talk.print(f"{done} record(s) written to {escape(str(output_dir))}, {errors} error(s).", soft_wrap=True)
-
-
-SUMMARY_FIELDS = ("model", "seed", "task", "subset", "split", "protocol", "status", "main_score_name", "main_score",
-                  "coverage", "n_items", "message", "path")
-
-
-def _summary_row(o) -> dict:
-    record = o.record or {}
-    return {"model": o.model, "seed": o.seed, "task": o.task, "subset": o.subset, "split": record.get("split"),
-            "protocol": record.get("protocol"), "status": o.status, "main_score_name": o.main_score_name,
-            "main_score": o.main_score, "coverage": o.coverage, "n_items": record.get("n_items"),
-            "message": o.message or None, "path": str(o.path) if o.path else None}
-
-
-def _summary_csv(outcomes) -> None:
-    import csv
-
-    writer = csv.DictWriter(sys.stdout, fieldnames=SUMMARY_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for o in outcomes:
-        writer.writerow({k: ("" if v is None else v) for k, v in _summary_row(o).items()})
-    sys.stdout.flush()
-
-
-def _summary_json(outcomes) -> None:
-    import json
-
-    rows = [{**_summary_row(o), "record": o.record} for o in outcomes]
-    sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
-
-
 @app.command("run")
 def run_command(
     model: ModelOpt, task: TaskOpt = None, suite: SuiteOpt = None, seed: SeedOpt = None,
@@ -562,165 +432,6 @@ def inspect_command(
         sys.stdout.flush()
         return
     _print_report(report)
-
-
-def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1000 else f"{value:.0f}"
-    return str(value)
-
-
-def _print_report(report) -> None:
-    """``mmbench inspect`` as text: identity, recomputed scores, counts, then one table per list."""
-    r = report.record
-    out.print(f"[bold]{escape(r['task'])} / {escape(r['subset'])}[/] · {escape(r['model'])} ({r['config_hash']}) · "
-              f"seed {r['seed']} · {escape(r['split'])} · {escape(r['protocol'])}", soft_wrap=True)
-    out.print(f"{report.n} items (one per {escape(report.unit)}) · {escape(report.path)}", soft_wrap=True)
-    table = _table()
-    for column in ("score", "record", "from items", ""):
-        table.add_column(column, justify="left" if column == "score" else "right")
-    for row in report.scores:
-        table.add_row(escape(row["score"]), _score(row["record"]), _score(row["recomputed"]),
-                      "[green]=[/]" if row["matches"] else "[red]differs[/]")
-    out.print(table)
-    if report.not_recomputed:
-        out.print(f"[dim]not recomputable from the items: {escape(', '.join(report.not_recomputed))}[/]",
-                  soft_wrap=True)
-    if report.summary:
-        out.print(" · ".join(f"{escape(key.replace('_', ' '))} {_cell(value)}" for key, value in report.summary.items()),
-                  soft_wrap=True)
-    for item_table in report.tables:
-        out.print(f"[bold]{escape(item_table.title)}[/]", soft_wrap=True)
-        shown = _table()
-        for column in item_table.columns:
-            text = column in ("pair", "source word", "caption", "text a", "text b", "image (first caption)")
-            shown.add_column(escape(column), justify="left" if text else "right", overflow="fold")
-        for row in item_table.rows:
-            shown.add_row(*(escape(_cell(value)) for value in row))
-        out.print(shown)
-    for note in report.notes:
-        err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
-
-
-# -- data -----------------------------------------------------------------------------------------
-@data_app.command("list")
-def data_list(data_dir: DataOpt = None) -> None:
-    """Known datasets: where they are expected, whether present, license."""
-    from .data.catalog import catalog_status
-    from .data.root import data_root
-
-    root = data_root(data_dir)
-    table = _table(f"Datasets (data root: {root})")
-    for column in ("name", "present", "path", "license"):
-        table.add_column(column)
-    table.add_row("emoji", "[green]embedded[/]", "(inside the mmbench package)", "see mmbench/data/emoji/NOTICE.md")
-    missing = []
-    for row in catalog_status(root):
-        table.add_row(row["name"], "[green]yes[/]" if row["present"] else "[red]no[/]", escape(str(row["path"])),
-                      escape(row["license"]))
-        if not row["present"]:
-            missing.append(f"{row['name']}: {row['obtain']}")
-    out.print(table)
-    for line in missing:
-        out.print(f"[dim]{escape(line)}[/]")
-
-
-@data_app.command("info")
-def data_info(name: Annotated[str, typer.Argument(help="Dataset name (see `mmbench data list`).")],
-              data_dir: DataOpt = None) -> None:
-    """Counts per split / language of one dataset."""
-    from .data.root import data_root
-
-    if name == "emoji":
-        from .data.emoji import load_emoji
-
-        counts = load_emoji().manifest["counts"]
-    else:
-        from .data.catalog import dataset_counts
-
-        counts = dataset_counts(name, data_root(data_dir))
-    table = _table(name)
-    table.add_column("count")
-    table.add_column("value", justify="right")
-    for key, value in _flatten(counts):
-        table.add_row(escape(key), str(value))
-    out.print(table)
-
-
-def _flatten(counts, prefix: str = ""):
-    for key, value in counts.items():
-        if isinstance(value, dict):
-            yield from _flatten(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
-
-
-@data_app.command("build")
-def data_build(
-    name: Annotated[str, typer.Argument(help="Dataset to build (emoji).")],
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where to write the artifact.")] = Path("emoji-artifact"),
-) -> None:
-    """Regenerate an embedded dataset from its sources (emoji: Debian fonts/CLDR + EfficientNet-Lite0)."""
-    if name != "emoji":
-        raise MMBenchError(f"cannot build {name!r}: only the embedded 'emoji' dataset is built locally")
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from .data.emoji.build import build_emoji
-
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=err)
-    tasks: dict[str, int] = {}
-    with progress:
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=total)
-            progress.update(tasks[stage], completed=done)
-
-        path = build_emoji(output_dir, progress=report)
-    out.print(f"emoji artifact written to {path}; compare with the packaged one: mmbench/data/emoji/artifact/manifest.json")
-
-
-@data_app.command("verify")
-def data_verify(data_dir: DataOpt = None, tasks_dir: TasksDirOpt = None, task: TaskOpt = None) -> None:
-    """Check every data file named by the task cards against its sha256.
-
-    A file that is not installed is "missing" (restricted data you add yourself, e.g. COCO: exit 0); a file
-    whose sha256 differs, that cannot be read or that leaves its base directory is "corrupt" (exit 1)."""
-    from .cards import check_files, discover_cards, suggest
-    from .data.root import data_root
-
-    root = data_root(data_dir)
-    cards, _ = discover_cards(tasks_dir or [])
-    for name in task or []:
-        if name not in cards:
-            raise MMBenchError(suggest(name, cards, "task", "see `mmbench list tasks`"))
-    table = _table(f"Data files under {root}")
-    table.add_column("task", no_wrap=True)
-    table.add_column("subset", overflow="fold")
-    table.add_column("status", no_wrap=True)
-    table.add_column("detail", overflow="fold")
-    counts = {"ok": 0, "missing": 0, "corrupt": 0}
-    styles = {"ok": "green", "missing": "yellow", "corrupt": "red"}
-    for name, card in sorted(cards.items()):
-        if task and name not in task:
-            continue
-        for subset in card.subsets:
-            results = check_files(card, subset, root)
-            if not results:
-                continue
-            for _file, status, _detail in results:
-                counts[status] += 1
-            worst = next((s for s in ("corrupt", "missing", "ok") if any(r[1] == s for r in results)))
-            details = "; ".join(detail for _file, status, detail in results if status == worst and status != "ok")
-            label = f"{worst} ({sum(r[1] == worst for r in results)}/{len(results)})" if worst != "ok" else "ok"
-            table.add_row(escape(name), escape(subset.name), f"[{styles[worst]}]{label}[/]", escape(details))
-    out.print(table)
-    out.print(f"{counts['ok']} file(s) ok, {counts['missing']} missing (not installed; optional unless you run "
-              f"those tasks), {counts['corrupt']} corrupt", soft_wrap=True)
-    if counts["corrupt"]:
-        raise typer.Exit(EXIT_FAILED)
 
 
 _added_commands: set[int] = set()
