@@ -20,9 +20,10 @@ for model in "${models[@]}"; do
   # One model per call: a model that fails to train is reported and the others still run.
   mmbench run --model "$model" --suite default --suite seeds "${seeds[@]}" --output-dir "$results" || true
 done
-# AME, FME and no-alignment at Multi30k scale (co-occurrence: a free vector per training image): one
-# epoch over 290,000 captions is ~11 min a seed on one core.
-for model in ame-cooc ame-fme-cooc ame-noalign-cooc; do
+# AME, FME and no-alignment, LIWE and its CLMR and word-table controls at Multi30k scale (co-occurrence: a
+# free vector per training image): one epoch over 290,000 captions is ~11 min a seed on one core for AME,
+# ~17 min for LIWE with CLMR.
+for model in ame-cooc ame-fme-cooc ame-noalign-cooc liwe-cooc liwe-noclmr-cooc liwe-wordtable-cooc; do
   mmbench run --model "$model" --suite default --suite seeds "${seeds[@]}" --output-dir "$results" || true
 done
 mmbench leaderboard --results-dir "$results" --output-dir leaderboards
